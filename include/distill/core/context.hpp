@@ -1,0 +1,84 @@
+// distill/core/context.hpp -- the context object: everything an op needs besides its inputs.
+//
+// A Context<Device> carries the OpenMP thread count, a seeded counter-based RNG and the autograd mode; the
+// Cuda specialisation (kernels/context.cuh) adds stream, cuBLAS handle and workspace. distill has no global
+// mutable state: two contexts in one process are fully independent. A context must outlive every tensor and
+// Var created through it.
+#pragma once
+
+#include <cstdint>
+
+#include "distill/core/device.hpp"
+#include "distill/core/error.hpp"
+#include "distill/core/rng.hpp"
+#include "distill/core/tensor.hpp"
+
+namespace distill {
+
+/// State shared by every device's context.
+class ContextBase {
+public:
+  explicit ContextBase(int threads = 1, std::uint64_t seed = 0) : threads_(threads), seed_(seed), rng_(seed, 0) {
+    DISTILL_CHECK(threads >= 1, "Context: thread count must be >= 1, got ", threads);
+  }
+  ContextBase(const ContextBase&) = delete;
+  ContextBase& operator=(const ContextBase&) = delete;
+
+  /// Threads used by this context's CPU ops (OpenMP `num_threads`). Ops own the threads: Eigen products run
+  /// single-threaded inside our parallel regions, so nothing is oversubscribed.
+  int threads() const noexcept { return threads_; }
+  void set_threads(int n) {
+    DISTILL_CHECK(n >= 1, "Context: thread count must be >= 1, got ", n);
+    threads_ = n;
+  }
+  std::uint64_t seed() const noexcept { return seed_; }
+
+  /// The context's main generator (weight initialisation draws from it in construction order).
+  CounterRng& rng() noexcept { return rng_; }
+  /// An independent stream, e.g. for augmentations or shuffling, reproducible from (seed, stream).
+  CounterRng make_rng(std::uint64_t stream) const noexcept { return CounterRng(seed_, stream + 1); }
+
+  /// Autograd recording. Off inside a NoGradGuard (inference, teachers, EMA updates).
+  bool grad_enabled() const noexcept { return grad_enabled_; }
+  void set_grad_enabled(bool on) noexcept { grad_enabled_ = on; }
+
+private:
+  int threads_;
+  std::uint64_t seed_;
+  CounterRng rng_;
+  bool grad_enabled_ = true;
+};
+
+template <class D>
+class Context;
+
+template <>
+class Context<Cpu> : public ContextBase {
+public:
+  using device_type = Cpu;
+  explicit Context(int threads = 1, std::uint64_t seed = 0) : ContextBase(threads, seed) {}
+
+  template <class T, std::size_t R>
+  Tensor<T, R, Cpu> empty(const Shape<R>& s) const {
+    return Tensor<T, R, Cpu>(s);
+  }
+  template <class T, std::size_t R>
+  Tensor<T, R, Cpu> zeros(const Shape<R>& s) const {
+    return Tensor<T, R, Cpu>::zeros(s);
+  }
+};
+
+/// RAII: disables autograd recording on a context for the guard's lifetime, restoring the previous mode.
+class NoGradGuard {
+public:
+  explicit NoGradGuard(ContextBase& ctx) : ctx_(ctx), prev_(ctx.grad_enabled()) { ctx.set_grad_enabled(false); }
+  ~NoGradGuard() { ctx_.set_grad_enabled(prev_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+private:
+  ContextBase& ctx_;
+  bool prev_;
+};
+
+}  // namespace distill

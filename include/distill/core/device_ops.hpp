@@ -1,0 +1,41 @@
+// distill/core/device_ops.hpp -- the handful of device primitives the autograd engine itself needs.
+//
+// DeviceOps<D> is specialised per device: Cpu here, Cuda in kernels/device_ops.cuh. Ops proper live in ops/.
+#pragma once
+
+#include <cstring>
+
+#include "distill/core/context.hpp"
+#include "distill/core/tensor.hpp"
+
+namespace distill {
+
+template <class D>
+struct DeviceOps;  // specialised per device
+
+template <>
+struct DeviceOps<Cpu> {
+  template <class T, std::size_t R>
+  static Tensor<T, R, Cpu> zeros(Context<Cpu>&, const Shape<R>& s) {
+    return Tensor<T, R, Cpu>::zeros(s);
+  }
+  template <class T, std::size_t R>
+  static void fill(Context<Cpu>&, Tensor<T, R, Cpu>& t, T v) {
+    t.fill(v);
+  }
+  /// y += x (same shape).
+  template <class T, std::size_t R>
+  static void accumulate(Context<Cpu>&, Tensor<T, R, Cpu>& y, const Tensor<T, R, Cpu>& x) {
+    check_same_shape(y.shape(), x.shape(), "gradient accumulation");
+    T* __restrict yp = y.data();
+    const T* __restrict xp = x.data();
+    const index_t n = y.numel();
+    for (index_t i = 0; i < n; ++i) yp[i] += xp[i];
+  }
+  template <class T, std::size_t R>
+  static Tensor<T, R, Cpu> to_host(Context<Cpu>&, const Tensor<T, R, Cpu>& t) {
+    return t.clone();
+  }
+};
+
+}  // namespace distill

@@ -1,0 +1,39 @@
+// distill/core/error.hpp -- the one error type and the checking macros.
+//
+// Every runtime check in distill throws distill::Error with the source location of the check and a message
+// that names the shapes or values at fault. Compile-time facts (rank, dtype, device, a layer's channel counts)
+// are checked with static_assert instead.
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace distill {
+
+class Error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+template <class... Args>
+[[noreturn]] inline void fail(const char* file, int line, Args&&... args) {
+  std::ostringstream os;
+  os << "distill error at " << file << ":" << line << ": ";
+  (os << ... << std::forward<Args>(args));
+  throw Error(os.str());
+}
+}  // namespace detail
+
+}  // namespace distill
+
+/// DISTILL_CHECK(cond, msg...): throw distill::Error naming this file and line when `cond` is false.
+/// The message pieces are streamed with operator<<, so shapes print as "[2, 3, 5]".
+#define DISTILL_CHECK(cond, ...)                                                                             \
+  do {                                                                                                       \
+    if (!(cond)) ::distill::detail::fail(__FILE__, __LINE__, __VA_ARGS__);                                   \
+  } while (0)
+
+#define DISTILL_FAIL(...) ::distill::detail::fail(__FILE__, __LINE__, __VA_ARGS__)

@@ -1,0 +1,143 @@
+// Autograd engine: accumulation, shared parameters, detach, no-grad, frozen leaves, graph release.
+#include <catch2/catch.hpp>
+
+#include "distill/autograd/grad_check.hpp"
+#include "distill/autograd/var.hpp"
+#include "distill/ops/elementwise.hpp"
+#include "distill/ops/reduce.hpp"
+
+using namespace distill;
+
+namespace {
+template <class T, std::size_t R>
+Var<T, R> param_of(Context<Cpu>& ctx, const Shape<R>& s) {
+  return parameter(ctx, random_tensor<T>(ctx.rng(), s));
+}
+}  // namespace
+
+TEST_CASE("tensor basics: shape, indexing, views, errors", "[tensor]") {
+  Tensor<float, 3> t({2, 3, 4});
+  REQUIRE(t.numel() == 24);
+  REQUIRE(reinterpret_cast<std::uintptr_t>(t.data()) % kAlignment == 0);
+  for (index_t i = 0; i < t.numel(); ++i) t[i] = float(i);
+  REQUIRE(t(1, 2, 3) == 23.0f);
+  REQUIRE(t(0, 1, 0) == 4.0f);
+  auto s = t.slice0(1, 1);
+  REQUIRE(s.shape() == Shape<3>{1, 3, 4});
+  REQUIRE(s(0, 0, 0) == 12.0f);
+  auto c = t.clone();
+  c[0] = 100;
+  REQUIRE(t[0] == 0.0f);
+  REQUIRE_THROWS_WITH(t.reshape(Shape<2>{5, 5}), Catch::Contains("[2, 3, 4]") && Catch::Contains("[5, 5]"));
+  REQUIRE_THROWS_WITH(t.at(2, 0, 0), Catch::Contains("out of range"));
+  REQUIRE_THROWS_AS((Tensor<float, 2>(Shape<2>{-1, 2})), Error);
+}
+
+TEST_CASE("counter RNG is reproducible and stream-independent", "[rng]") {
+  CounterRng a(7), b(7), c(8);
+  for (int i = 0; i < 10; ++i) REQUIRE(a.next_u64() == b.next_u64());
+  CounterRng d(7);
+  REQUIRE(d.next_u64() != c.next_u64());
+  CounterRng e(7);
+  REQUIRE(e.at(5) == CounterRng(7).at(5));
+  double m = 0;
+  CounterRng g(3);
+  for (int i = 0; i < 20000; ++i) m += g.normal();
+  REQUIRE(std::abs(m / 20000) < 0.03);
+}
+
+TEST_CASE("gradients accumulate over shared uses and backward calls", "[autograd]") {
+  Context<Cpu> ctx(1, 0);
+  auto w = parameter(ctx, Tensor<double, 1>::full({3}, 2.0));
+  // Two "views" through the same parameter: d/dw sum(w*w + w) = 2w + 1
+  auto loss = sum(add(mul(w, w), w));
+  loss.backward();
+  for (index_t i = 0; i < 3; ++i) REQUIRE(w.grad()[i] == Approx(5.0));
+  auto loss2 = sum(w);
+  loss2.backward();
+  for (index_t i = 0; i < 3; ++i) REQUIRE(w.grad()[i] == Approx(6.0));
+  w.zero_grad();
+  REQUIRE(w.grad()[0] == 0.0);
+}
+
+TEST_CASE("detach, frozen parameters and no-grad mode build no gradient path", "[autograd]") {
+  Context<Cpu> ctx(1, 0);
+  auto student = param_of<double>(ctx, Shape<1>{4});
+  auto teacher = param_of<double>(ctx, Shape<1>{4});
+  teacher.set_requires_grad(false);
+  auto loss = sum(mul(student, teacher));
+  loss.backward();
+  REQUIRE(student.has_grad());
+  REQUIRE_FALSE(teacher.has_grad());
+  for (index_t i = 0; i < 4; ++i) REQUIRE(student.grad()[i] == Approx(teacher.value()[i]));
+
+  auto s2 = param_of<double>(ctx, Shape<1>{4});
+  auto l2 = sum(mul(s2, s2.detach()));  // gradient flows through one factor only
+  l2.backward();
+  for (index_t i = 0; i < 4; ++i) REQUIRE(s2.grad()[i] == Approx(s2.value()[i]));
+
+  {
+    NoGradGuard ng(ctx);
+    auto y = mul(s2, s2);
+    REQUIRE_FALSE(y.requires_grad());
+    REQUIRE_THROWS_WITH(sum(y).backward(), Catch::Contains("does not require grad"));
+  }
+  REQUIRE(ctx.grad_enabled());
+}
+
+TEST_CASE("several outputs feeding one loss, two networks in one loss", "[autograd]") {
+  Context<Cpu> ctx(2, 1);
+  auto x = constant(ctx, random_tensor<double>(ctx.rng(), Shape<2>{3, 5}));
+  auto net_a = param_of<double>(ctx, Shape<2>{3, 5});
+  auto net_b = param_of<double>(ctx, Shape<2>{3, 5});
+  auto r = check_gradients(
+      [&] {
+        auto h1 = relu(mul(x, net_a));         // block 1 "head"
+        auto h2 = relu(add(h1, net_b));        // block 2, uses block 1
+        auto h3 = mul(h1, net_b);              // a second network's head on block 1
+        return add(add(scale(sum(h1), 0.5), sum(h2)), sum(h3));
+      },
+      net_a, net_b);
+  INFO(r.message);
+  REQUIRE(r.ok);
+  REQUIRE(r.checked == 30);
+}
+
+TEST_CASE("backward releases the graph; retain_graph keeps it", "[autograd]") {
+  Context<Cpu> ctx(1, 0);
+  auto w = param_of<double>(ctx, Shape<1>{2});
+  auto h = mul(w, w);
+  auto loss = sum(h);
+  loss.backward(/*retain_graph=*/true);
+  loss.backward();
+  for (index_t i = 0; i < 2; ++i) REQUIRE(w.grad()[i] == Approx(4 * w.value()[i]));
+  REQUIRE(h.node()->parents.empty());
+  REQUIRE_FALSE(h.has_grad());  // intermediate gradients are dropped with the graph
+}
+
+TEST_CASE("elementwise ops: values and finite-difference gradients", "[ops][grad]") {
+  Context<Cpu> ctx(2, 3);
+  for (index_t n : {1, 3, 31, 33, 40000}) {
+    auto a = param_of<double>(ctx, Shape<2>{n, 1});
+    auto b = param_of<double>(ctx, Shape<2>{n, 1});
+    auto y = sub(mul(a, b), scale(a, 3.0));
+    for (index_t i = 0; i < n; ++i)
+      REQUIRE(y.value()[i] == Approx(a.value()[i] * b.value()[i] - 3 * a.value()[i]));
+    GradCheckOptions o;
+    o.max_elements_per_input = 64;
+    auto r = check_gradients([&] { return relu(sub(mul(a, b), scale(a, 3.0))); }, o, a, b);
+    INFO("n=" << n << " " << r.message);
+    REQUIRE(r.ok);
+  }
+}
+
+TEST_CASE("errors name the shapes at fault", "[errors]") {
+  Context<Cpu> ctx;
+  auto a = param_of<float>(ctx, Shape<2>{2, 3});
+  auto b = param_of<float>(ctx, Shape<2>{3, 2});
+  REQUIRE_THROWS_WITH(add(a, b), Catch::Contains("[2, 3]") && Catch::Contains("[3, 2]") &&
+                                     Catch::Contains("add"));
+  REQUIRE_THROWS_WITH(a.backward(Tensor<float, 2>(Shape<2>{3, 2})), Catch::Contains("backward(seed)"));
+  Var<float, 1> undefined;
+  REQUIRE_THROWS_WITH(undefined.shape(), Catch::Contains("undefined"));
+}
