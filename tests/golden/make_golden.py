@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Regenerates every committed golden file with Debian's python3-torch / python3-sklearn.
 
 Each area has its own generator tests/golden/gen_<area>.py exposing main(outdir). The tests only read the

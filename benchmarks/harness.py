@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""Interleaved benchmark driver: distill (a bench_* binary in --serve mode) against a PyTorch peer.
+
+    python3 benchmarks/harness.py --binary build/benchmarks/bench_conv1d --peer benchmarks/torch_conv1d.py \
+        [--threads 2] [--reps 20] [--warmup 3] [--json out.json] [--cases a,b]
+
+The peer module defines `CASES = {name: make}` where `make(threads)` returns a zero-argument callable doing the
+same unit of work as the C++ case of the same name. For every case, the driver alternates one rep of ours and one
+of the peer (order flipped every rep) so both see the same machine load, then prints min and median of each, the
+ratio peer/ours (> 1 means distill is faster), GFLOP/s and GB/s, and % of the SGEMM peak measured by our binary in
+the same run. Run it with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` (see scripts/bench.sh) so torch's OpenBLAS
+picks its best kernel; never set that in tests.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+
+def load_peer(path):
+    spec = importlib.util.spec_from_file_location("peer", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Ours:
+    def __init__(self, binary, threads):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        self.p = subprocess.Popen([binary, "--serve", "--threads", str(threads)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=env)
+        listing = subprocess.run([binary, "--list", "--threads", str(threads)], capture_output=True, text=True,
+                                 env=env, check=True).stdout
+        self.cases = {c["name"]: c for c in (json.loads(l) for l in listing.splitlines() if l.strip())}
+
+    def ask(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        out = self.p.stdout.readline().split()
+        if not out or out[0] == "error":
+            raise RuntimeError(f"benchmark binary answered {out!r} to {line!r}")
+        return out
+
+    def run(self, name, reps=1):
+        return [float(x) for x in self.ask(f"run {name} {reps}")[1:]]
+
+    def peak(self):
+        return float(self.ask("peak")[1])
+
+    def close(self):
+        self.p.stdin.write("quit\n")
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--peer", required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--cases", default="")
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+
+    import torch
+    torch.set_num_threads(args.threads)
+    peer = load_peer(args.peer)
+    ours = Ours(args.binary, args.threads)
+    names = [n for n in ours.cases if n in peer.CASES]
+    if args.cases:
+        names = [n for n in names if n in args.cases.split(",")]
+    missing = [n for n in ours.cases if n not in peer.CASES]
+
+    peak = ours.peak()
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.reps} interleaved reps; "
+          f"measured SGEMM peak {peak:.1f} GFLOP/s (distill's CPU GEMM)")
+    hdr = f"{'case':<34} {'ours min':>9} {'ours med':>9} {'torch min':>9} {'torch med':>9} {'ratio':>6} " \
+          f"{'GFLOP/s':>8} {'%peak':>6} {'GB/s':>7}"
+    print(hdr)
+    print("-" * len(hdr))
+    results = []
+    for name in names:
+        fn = peer.CASES[name](args.threads)
+        ours.run(name, args.warmup)
+        for _ in range(args.warmup):
+            fn()
+        t_ours, t_peer = [], []
+        for r in range(args.reps):
+            order = (0, 1) if r % 2 == 0 else (1, 0)
+            for who in order:
+                if who == 0:
+                    t_ours += ours.run(name, 1)
+                else:
+                    t0 = time.perf_counter()
+                    fn()
+                    t_peer.append((time.perf_counter() - t0) * 1e3)
+        c = ours.cases[name]
+        om, pm = statistics.median(t_ours), statistics.median(t_peer)
+        gflops = c["flops"] / (om * 1e6) if c["flops"] else 0.0
+        gbs = c["bytes"] / (om * 1e6) if c["bytes"] else 0.0
+        row = dict(case=name, ours_min_ms=min(t_ours), ours_median_ms=om, torch_min_ms=min(t_peer),
+                   torch_median_ms=pm, ratio_torch_over_ours=pm / om, gflops=gflops,
+                   pct_sgemm_peak=100 * gflops / peak if peak else 0, gbs=gbs, extra_bytes=c["extra_bytes"])
+        results.append(row)
+        print(f"{name:<34} {row['ours_min_ms']:9.3f} {om:9.3f} {row['torch_min_ms']:9.3f} {pm:9.3f} "
+              f"{row['ratio_torch_over_ours']:6.2f} {gflops:8.2f} {row['pct_sgemm_peak']:6.1f} {gbs:7.2f}")
+        sys.stdout.flush()
+    ours.close()
+    if missing:
+        print(f"(cases without a torch peer, not timed here: {', '.join(missing)})")
+    print("ratio = torch median / distill median (> 1: distill faster)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(threads=args.threads, reps=args.reps, torch=torch.__version__, sgemm_peak_gflops=peak,
+                           results=results), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
