@@ -1,6 +1,8 @@
 // distill/ops/reduce.hpp -- sum and mean of all elements (to a rank-0 Var): forward and backward.
 #pragma once
 
+#include <vector>
+
 #include "distill/autograd/var.hpp"
 #include "distill/ops/detail.hpp"
 
@@ -13,7 +15,7 @@ double sum_all(Context<Cpu>& ctx, const Tensor<T, R, Cpu>& x) {
   const index_t n = x.numel();
   const T* p = x.data();
   const int nt = threads_for(ctx, n);
-  double partial[64] = {};
+  std::vector<double> partial(static_cast<std::size_t>(nt), 0.0);
   const index_t per = (n + nt - 1) / std::max(nt, 1);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int t = 0; t < nt; ++t) {

@@ -1,0 +1,138 @@
+// distill/ops/batchnorm.hpp -- batch_norm over [B, C, L] and [B, C]: forward and backward side by side.
+//
+// Semantics are those of torch.nn.BatchNorm1d / F.batch_norm:
+//   * training: normalise with the batch mean and the BIASED batch variance over the B*L values of each
+//     channel; update running_mean <- (1-m) running_mean + m mean and running_var <- (1-m) running_var +
+//     m * unbiased variance (N/(N-1)), m = momentum. B*L must be > 1.
+//   * eval: normalise with running_mean / running_var; the backward is the per-channel affine map.
+//   * gamma / beta may be undefined Vars (affine=False).
+// The backward (training mode) differentiates through the batch statistics:
+//   dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy * xhat)),  dgamma = sum(dy * xhat),  dbeta = sum(dy).
+// Nothing [B, C, L]-sized is saved: the backward recomputes xhat from x and the per-channel mean/invstd.
+#pragma once
+
+#include <cmath>
+#include <vector>
+
+#include "distill/autograd/var.hpp"
+#include "distill/cpu/norm.hpp"
+#include "distill/ops/detail.hpp"
+#include "distill/ops/optional_inputs.hpp"
+
+namespace distill {
+
+struct BatchNormOptions {
+  bool training = true;   // batch statistics + running-stat update (true) or running statistics (false)
+  double momentum = 0.1;  // PyTorch's convention: new = (1 - momentum) * old + momentum * batch
+  double eps = 1e-5;
+};
+
+/// Batch normalisation of x [B, C, L] or [B, C] (BatchNorm1d). gamma, beta: [C] or undefined (no affine).
+/// running_mean / running_var: [C], updated in place in training mode; they may be undefined tensors in
+/// training mode (no running statistics, track_running_stats=False), and are required in eval mode.
+template <class T, std::size_t R, class D>
+Var<T, R, D> batch_norm(const Var<T, R, D>& x, const Var<T, 1, D>& gamma, const Var<T, 1, D>& beta,
+                        Tensor<T, 1, D>& running_mean, Tensor<T, 1, D>& running_var,
+                        const BatchNormOptions& opt = {}) {
+  static_assert(R == 2 || R == 3, "batch_norm: the input must be [B, C] (rank 2) or [B, C, L] (rank 3).");
+  const auto& xs = x.shape();
+  const index_t B = xs[0], C = xs[1];
+  index_t L = 1;  // [B, C] is [B, C, 1]
+  if constexpr (R == 3) L = xs[2];
+  const Shape<1> cs{C};
+  if (gamma.defined())
+    DISTILL_CHECK(gamma.shape() == cs, "batch_norm: gamma has shape ", to_string(gamma.shape()), " but the input ",
+                  to_string(xs), " has ", C, " channels");
+  if (beta.defined())
+    DISTILL_CHECK(beta.shape() == cs, "batch_norm: beta has shape ", to_string(beta.shape()), " but the input ",
+                  to_string(xs), " has ", C, " channels");
+  DISTILL_CHECK(opt.eps > 0, "batch_norm: eps must be positive, got ", opt.eps);
+  const bool have_running = running_mean.defined() || running_var.defined();
+  if (have_running) {
+    DISTILL_CHECK(running_mean.defined() && running_var.defined(),
+                  "batch_norm: pass both running_mean and running_var, or neither");
+    DISTILL_CHECK(running_mean.shape() == cs && running_var.shape() == cs, "batch_norm: running_mean ",
+                  to_string(running_mean.shape()), " / running_var ", to_string(running_var.shape()),
+                  " must have shape ", to_string(cs), " for an input of shape ", to_string(xs));
+  }
+  const index_t N = B * L;
+  if (opt.training) {
+    DISTILL_CHECK(N > 1, "batch_norm: Expected more than 1 value per channel when training, got input of shape ",
+                  to_string(xs));
+  } else {
+    DISTILL_CHECK(have_running, "batch_norm: eval mode (training = false) needs running_mean and running_var");
+  }
+
+  auto& ctx = x.ctx();
+  const int nt = ops_detail::threads_for(ctx, x.numel());
+
+  // Per-channel statistics used for normalisation (saved for the backward as T).
+  Tensor<T, 1, D> mean(cs), invstd(cs);
+  if (opt.training) {
+    std::vector<double> m(static_cast<std::size_t>(C)), v(static_cast<std::size_t>(C));
+    cpu::batch_norm_stats(ctx.threads(), x.value().data(), B, C, L, m.data(), v.data());
+    const double mom = opt.momentum, unbias = double(N) / double(N - 1);
+    for (index_t c = 0; c < C; ++c) {
+      mean[c] = static_cast<T>(m[c]);
+      invstd[c] = static_cast<T>(1.0 / std::sqrt(v[c] + opt.eps));
+      if (have_running) {
+        running_mean[c] = static_cast<T>((1 - mom) * double(running_mean[c]) + mom * m[c]);
+        running_var[c] = static_cast<T>((1 - mom) * double(running_var[c]) + mom * v[c] * unbias);
+      }
+    }
+  } else {
+    for (index_t c = 0; c < C; ++c) {
+      mean[c] = running_mean[c];
+      invstd[c] = static_cast<T>(1.0 / std::sqrt(double(running_var[c]) + opt.eps));
+    }
+  }
+  Tensor<T, 1, D> scale(cs), shift(cs);
+  for (index_t c = 0; c < C; ++c) {
+    scale[c] = gamma.defined() ? gamma.value()[c] * invstd[c] : invstd[c];
+    shift[c] = beta.defined() ? beta.value()[c] : T(0);
+  }
+  Tensor<T, R, D> out(xs);
+  cpu::channel_affine(nt, x.value().data(), out.data(), B, C, L, mean.data(), scale.data(), shift.data());
+
+  auto backward = [x, gamma, beta, mean, invstd, scale, training = opt.training, B, C, L, N](
+                      const Tensor<T, R, D>& g) mutable {
+    const bool need_x = x.requires_grad();
+    const bool need_g = gamma.defined() && gamma.requires_grad();
+    const bool need_b = beta.defined() && beta.requires_grad();
+    // Sums over (b, l): needed by gamma/beta and, in training mode, by x.
+    const bool need_xmu = need_g || (need_x && training);
+    std::vector<double> sdy(static_cast<std::size_t>(C)), sdyx(static_cast<std::size_t>(C));
+    if (need_g || need_b || (need_x && training))
+      cpu::batch_norm_grad_sums(x.ctx().threads(), need_xmu ? x.value().data() : static_cast<const T*>(nullptr),
+                                g.data(), B, C, L, mean.data(), sdy.data(), sdyx.data());
+    if (need_g) {
+      auto& gg = gamma.grad_buffer();
+      for (index_t c = 0; c < C; ++c) gg[c] += static_cast<T>(sdyx[c] * double(invstd[c]));
+    }
+    if (need_b) {
+      auto& gb = beta.grad_buffer();
+      for (index_t c = 0; c < C; ++c) gb[c] += static_cast<T>(sdy[c]);
+    }
+    if (!need_x) return;
+    const int nt = ops_detail::threads_for(x.ctx(), x.numel());
+    auto& gx = x.grad_buffer();
+    if (!training) {
+      cpu::batch_norm_input_grad(nt, static_cast<const T*>(nullptr), g.data(), gx.data(), B, C, L, mean.data(),
+                                 scale.data(), scale.data(), scale.data());
+      return;
+    }
+    Tensor<T, 1, D> k_x(Shape<1>{C}), k_0(Shape<1>{C});
+    for (index_t c = 0; c < C; ++c) {
+      const double a = double(scale[c]), is = double(invstd[c]);
+      k_x[c] = static_cast<T>(-a * is * is * sdyx[c] / double(N));
+      k_0[c] = static_cast<T>(-a * sdy[c] / double(N));
+    }
+    cpu::batch_norm_input_grad(nt, x.value().data(), g.data(), gx.data(), B, C, L, mean.data(), scale.data(),
+                               k_x.data(), k_0.data());
+  };
+  return ops_detail::with_defined(gamma, beta, [&](const auto&... affine) {
+    return autograd::make_result("batch_norm", ctx, std::move(out), std::move(backward), x, affine...);
+  });
+}
+
+}  // namespace distill
