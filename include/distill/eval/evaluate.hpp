@@ -1,0 +1,199 @@
+// distill/eval/evaluate.hpp -- the evaluation suite end to end: UCR directory -> embeddings -> metrics file.
+//
+// Protocol (seed-methods §2.8 / §5.1): embed the train and test splits with the frozen encoder, then
+//   * linear probe: softmax regression fitted on the train embeddings, test accuracy;
+//   * k-NN accuracy (k = 1 by default, Euclidean) of test embeddings against train embeddings;
+//   * k-means with k = number of classes (10 seeded restarts) on the TEST embeddings, scored against the test
+//     labels with Rand Index, NMI (arithmetic) and ARI.
+// Outputs: a JSON object, a row appended to a CSV file, and optionally the embeddings and labels as .npy.
+//
+//   auto splits = data::load_ucr("GunPoint");
+//   ... train an encoder on splits.train ...
+//   auto r = eval::evaluate_splits(ctx, splits, [&](const Tensor<float, 3>& x) { return encoder(x); }, {},
+//                                  {.metrics_json = "out/gunpoint.json", .metrics_csv = "out/metrics.csv"},
+//                                  io::Record().set("model", "dcrls").set("seed", 0));
+// `eval::flatten_series` is the identity "encoder" (raw series as the embedding): a baseline and a check,
+// since its 1-NN accuracy is the archive's published Euclidean 1-NN accuracy.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "distill/core/context.hpp"
+#include "distill/data/dataset.hpp"
+#include "distill/data/ucr.hpp"
+#include "distill/eval/kmeans.hpp"
+#include "distill/eval/knn.hpp"
+#include "distill/eval/linear_probe.hpp"
+#include "distill/eval/metrics.hpp"
+#include "distill/io/npy.hpp"
+#include "distill/io/report.hpp"
+
+namespace distill::eval {
+
+struct EvalOptions {
+  bool probe = true;
+  ProbeOptions probe_options{};
+  index_t knn_k = 1;  // 0 skips k-NN
+  Distance knn_distance = Distance::Euclidean;
+  bool kmeans = true;
+  int kmeans_restarts = 10;
+  std::uint64_t seed = 0;     // k-means restarts and probe mini-batches
+  index_t embed_batch = 256;  // rows per call of the embedding function
+};
+
+struct EvalResult {
+  static constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  std::string dataset;
+  index_t n_train = 0, n_test = 0, length = 0, num_classes = 0, dim = 0;
+  double probe_accuracy = nan, probe_train_accuracy = nan;
+  index_t knn_k = 0;
+  double knn_accuracy = nan;
+  double kmeans_ri = nan, kmeans_nmi = nan, kmeans_ari = nan, kmeans_inertia = nan;
+  double seconds = 0;
+
+  /// The metrics as a record (fields of skipped metrics left out), after the fields of `tags`.
+  io::Record record(const io::Record& tags = {}) const {
+    io::Record r = tags;
+    if (!dataset.empty()) r.set("dataset", dataset);
+    r.set("n_train", n_train).set("n_test", n_test);
+    if (length) r.set("length", length);
+    r.set("classes", num_classes).set("dim", dim);
+    if (!std::isnan(probe_accuracy)) r.set("probe_acc", probe_accuracy).set("probe_train_acc", probe_train_accuracy);
+    if (knn_k > 0) r.set("knn_k", knn_k).set("knn_acc", knn_accuracy);
+    if (!std::isnan(kmeans_ri))
+      r.set("kmeans_ri", kmeans_ri).set("kmeans_nmi", kmeans_nmi).set("kmeans_ari", kmeans_ari);
+    r.set("eval_seconds", seconds);
+    return r;
+  }
+};
+
+/// All metrics for given embeddings. Labels are class ids in [0, num_classes).
+inline EvalResult evaluate_embeddings(Context<Cpu>& ctx, const Tensor<float, 2, Cpu>& train_z,
+                                      std::span<const index_t> train_y, const Tensor<float, 2, Cpu>& test_z,
+                                      std::span<const index_t> test_y, index_t num_classes,
+                                      const EvalOptions& opt = {}) {
+  const auto t0 = std::chrono::steady_clock::now();
+  DISTILL_CHECK(train_z.extent(1) == test_z.extent(1), "evaluate_embeddings: train embeddings ",
+                to_string(train_z.shape()), " and test embeddings ", to_string(test_z.shape()), " differ in dimension");
+  EvalResult r;
+  r.n_train = train_z.extent(0);
+  r.n_test = test_z.extent(0);
+  r.num_classes = num_classes;
+  r.dim = train_z.extent(1);
+  if (opt.probe) {
+    ProbeOptions po = opt.probe_options;
+    po.seed = opt.seed;
+    const ProbeResult p = linear_probe(ctx, train_z, train_y, test_z, test_y, num_classes, po);
+    r.probe_accuracy = p.test_accuracy;
+    r.probe_train_accuracy = p.train_accuracy;
+  }
+  if (opt.knn_k > 0) {
+    r.knn_k = std::min(opt.knn_k, r.n_train);
+    r.knn_accuracy = knn_accuracy(train_z, train_y, test_z, test_y, r.knn_k, opt.knn_distance, ctx.threads());
+  }
+  if (opt.kmeans && r.n_test >= num_classes) {
+    KMeansOptions ko;
+    ko.k = num_classes;
+    ko.n_init = opt.kmeans_restarts;
+    ko.seed = opt.seed;
+    ko.threads = ctx.threads();
+    const KMeansResult km = kmeans(test_z, ko);
+    r.kmeans_ri = rand_index(test_y, km.labels);
+    r.kmeans_nmi = nmi(test_y, km.labels);
+    r.kmeans_ari = adjusted_rand_index(test_y, km.labels);
+    r.kmeans_inertia = km.inertia;
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+/// The raw series [N, C, L] as [N, C*L] embeddings.
+inline Tensor<float, 2, Cpu> flatten_series(const Tensor<float, 3, Cpu>& x) {
+  return x.clone().reshape(Shape<2>{x.extent(0), x.extent(1) * x.extent(2)});
+}
+
+/// Embeds a dataset in chunks of `batch` series. `embed(const Tensor<float, 3, Cpu>&)` returns a
+/// Tensor<float, 2, Cpu> [b, D] or a Var<float, 2, Cpu>; it runs under NoGradGuard.
+template <class Embed>
+Tensor<float, 2, Cpu> embed_dataset(Context<Cpu>& ctx, const data::Dataset& ds, Embed&& embed, index_t batch = 256) {
+  DISTILL_CHECK(batch >= 1, "embed_dataset: batch must be >= 1, got ", batch);
+  NoGradGuard no_grad(ctx);
+  const index_t n = ds.size();
+  Tensor<float, 2, Cpu> out;
+  for (index_t s = 0; s < n; s += batch) {
+    const index_t b = std::min(batch, n - s);
+    auto res = embed(ds.x.slice0(s, b));
+    Tensor<float, 2, Cpu> z;
+    if constexpr (requires { res.value(); }) z = res.value();
+    else z = res;
+    DISTILL_CHECK(z.extent(0) == b, "embed_dataset: the embedding function returned ", to_string(z.shape()),
+                  " for a batch of ", b, " series");
+    if (s == 0) out = Tensor<float, 2, Cpu>({n, z.extent(1)});
+    DISTILL_CHECK(z.extent(1) == out.extent(1), "embed_dataset: embedding width changed from ", out.extent(1),
+                  " to ", z.extent(1));
+    std::copy(z.begin(), z.end(), out.data() + s * out.extent(1));
+  }
+  return out;
+}
+
+/// Where evaluate_splits writes (empty: not written).
+struct OutputPaths {
+  std::string metrics_json;       // the record as a JSON object (overwritten)
+  std::string metrics_csv;        // the record appended as a row (header written when the file is new)
+  std::string embeddings_prefix;  // <prefix>train_z.npy, train_y.npy, test_z.npy, test_y.npy
+};
+
+namespace evaluate_detail {
+inline void make_parent(const std::string& path) {
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+}
+}  // namespace evaluate_detail
+
+/// Embeds both splits, evaluates, and writes the requested outputs.
+template <class Embed>
+EvalResult evaluate_splits(Context<Cpu>& ctx, const data::UcrSplits& s, Embed&& embed, const EvalOptions& opt = {},
+                           const OutputPaths& out = {}, const io::Record& tags = {}) {
+  const Tensor<float, 2, Cpu> ztr = embed_dataset(ctx, s.train, embed, opt.embed_batch);
+  const Tensor<float, 2, Cpu> zte = embed_dataset(ctx, s.test, embed, opt.embed_batch);
+  DISTILL_CHECK(s.train.num_classes == s.test.num_classes, "evaluate_splits: train has ", s.train.num_classes,
+                " classes, test ", s.test.num_classes);
+  EvalResult r = evaluate_embeddings(ctx, ztr, s.train.labels, zte, s.test.labels, s.train.num_classes, opt);
+  r.dataset = s.train.name;
+  r.length = s.train.length();
+  const io::Record rec = r.record(tags);
+  if (!out.metrics_json.empty()) {
+    evaluate_detail::make_parent(out.metrics_json);
+    io::write_json(out.metrics_json, rec);
+  }
+  if (!out.metrics_csv.empty()) {
+    evaluate_detail::make_parent(out.metrics_csv);
+    io::append_csv(out.metrics_csv, rec);
+  }
+  if (!out.embeddings_prefix.empty()) {
+    evaluate_detail::make_parent(out.embeddings_prefix + "x");
+    io::write_npy(out.embeddings_prefix + "train_z.npy", ztr);
+    io::write_npy(out.embeddings_prefix + "train_y.npy", s.train.labels);
+    io::write_npy(out.embeddings_prefix + "test_z.npy", zte);
+    io::write_npy(out.embeddings_prefix + "test_y.npy", s.test.labels);
+  }
+  return r;
+}
+
+/// load_ucr + evaluate_splits: from a UCR name or directory to a metrics file.
+template <class Embed>
+EvalResult evaluate_ucr(Context<Cpu>& ctx, const std::string& name_or_dir, Embed&& embed, const EvalOptions& opt = {},
+                        const OutputPaths& out = {}, const io::Record& tags = {}, const data::UcrOptions& ucr = {}) {
+  return evaluate_splits(ctx, data::load_ucr(name_or_dir, ucr), std::forward<Embed>(embed), opt, out, tags);
+}
+
+}  // namespace distill::eval

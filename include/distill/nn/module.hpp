@@ -1,0 +1,300 @@
+// distill/nn/module.hpp -- the module contract, the Module<Derived> base, compile-time names and channel rules.
+//
+// A module is a value whose STRUCTURE is its type (channel counts, kernel sizes) and whose batch and length
+// are runtime. The contract (docs/nn.md has the long form and a worked user layer):
+//
+//   struct MyLayer : nn::Module<MyLayer> {
+//     using value_type = float;  using device_type = Cpu;           // omitted by stateless layers
+//     static constexpr index_t in_channels  = 64;                   // nn::any_channels (0): accepts any
+//     static constexpr index_t out_channels = 64;                   // 0: same as its input; nn::dynamic_channels
+//                                                                   // (-1): not known at compile time
+//     static constexpr auto type_name() { return nn::name("MyLayer<64>"); }   // for messages (optional)
+//     explicit MyLayer(Context<Cpu>& ctx);                          // parameters drawn from ctx.rng()
+//     Var<float, 3> forward(const Var<float, 3>& x);                // Module provides operator()
+//     template <class Self, class F> static void visit_parameters(Self& self, F&& f) {
+//       f("weight", self.weight);                                   // f(std::string_view, Var&)
+//     }
+//     template <class Self, class F> static void visit_buffers(Self& self, F&& f);   // optional: Tensors
+//   };
+//
+// Module<Derived> turns the two static visitors into for_each_parameter / for_each_buffer (const and non-const),
+// and provides operator(), train(bool) / eval() / is_training(), and copy_from(const Derived&) (values of all
+// parameters and buffers: teacher or momentum-encoder initialisation). Free helpers: set_requires_grad(module,
+// on) to freeze or unfreeze, num_parameters(module), params(module...) (distill/optim/param_list.hpp).
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "distill/autograd/var.hpp"
+#include "distill/core/rng.hpp"
+#include "distill/optim/param_list.hpp"
+
+namespace distill::nn {
+
+using distill::params;
+
+/// in_channels: the layer accepts any channel count. out_channels: the output has the input's channel count.
+inline constexpr index_t any_channels = 0;
+inline constexpr index_t same_channels = 0;
+/// out_channels: not known at compile time (e.g. flatten of [B, C, L]); later layers are checked at run time.
+inline constexpr index_t dynamic_channels = -1;
+
+// ------------------------------------------------------------------------------------------------------------
+// Compile-time text: module names and static_assert messages that carry numbers.
+// ------------------------------------------------------------------------------------------------------------
+/// A fixed-capacity string usable as a template argument (a structural type); GCC prints it verbatim in
+/// diagnostics, which is how channel-mismatch messages carry the layer name and both counts.
+template <std::size_t N>
+struct fixed_string {
+  char data[N]{};
+
+  constexpr fixed_string() = default;
+  constexpr fixed_string(const char* s) {  // NOLINT(google-explicit-constructor)
+    append(s);
+  }
+  constexpr std::size_t size() const {
+    std::size_t n = 0;
+    while (n < N && data[n] != '\0') ++n;
+    return n;
+  }
+  constexpr fixed_string& append(const char* s) {
+    std::size_t n = size();
+    for (std::size_t i = 0; s[i] != '\0' && n + 1 < N; ++i) data[n++] = s[i];
+    return *this;
+  }
+  template <std::size_t M>
+  constexpr fixed_string& append(const fixed_string<M>& s) {
+    return append(s.data);
+  }
+  constexpr fixed_string& append(index_t v) {
+    char buf[24]{};
+    int len = 0;
+    const bool neg = v < 0;
+    unsigned long long u = neg ? 0ull - static_cast<unsigned long long>(v) : static_cast<unsigned long long>(v);
+    do {
+      buf[len++] = static_cast<char>('0' + u % 10);
+      u /= 10;
+    } while (u != 0);
+    if (neg) buf[len++] = '-';
+    char out[24]{};
+    for (int i = 0; i < len; ++i) out[i] = buf[len - 1 - i];
+    return append(out);
+  }
+  constexpr const char* c_str() const { return data; }
+  std::string str() const { return std::string(data); }
+};
+
+using name_string = fixed_string<96>;
+
+/// A module name built from literals and integers: name("Conv1d<", 64, ", ", 128, ">").
+template <class... Parts>
+constexpr name_string name(const Parts&... parts) {
+  name_string s;
+  (s.append(parts), ...);
+  return s;
+}
+
+namespace detail {
+template <class M, class = void>
+struct has_type_name : std::false_type {};
+template <class M>
+struct has_type_name<M, std::void_t<decltype(M::type_name())>> : std::true_type {};
+}  // namespace detail
+
+/// The module's type_name(), or "a user module" for modules without one.
+template <class M>
+constexpr name_string type_name_of() {
+  if constexpr (detail::has_type_name<M>::value) {
+    name_string s;
+    s.append(M::type_name());
+    return s;
+  } else {
+    return name_string("a user module");
+  }
+}
+
+template <class M>
+inline constexpr index_t in_channels_of = M::in_channels;
+template <class M>
+inline constexpr index_t out_channels_of = M::out_channels;
+
+// ------------------------------------------------------------------------------------------------------------
+// The CRTP base.
+// ------------------------------------------------------------------------------------------------------------
+namespace detail {
+template <class M, class F, class = void>
+struct has_visit_buffers : std::false_type {};
+template <class M, class F>
+struct has_visit_buffers<M, F, std::void_t<decltype(M::visit_buffers(std::declval<M&>(), std::declval<F&>()))>>
+    : std::true_type {};
+
+/// Containers call these on their children, so a child written against the bare contract (without deriving
+/// from Module) may omit buffers or a training mode.
+template <class M, class F>
+void buffers_of(M& m, F&& f) {
+  if constexpr (requires { m.for_each_buffer(f); }) m.for_each_buffer(f);
+}
+template <class M>
+void set_training(M& m, bool on) {
+  if constexpr (requires { m.train(on); }) m.train(on);
+}
+
+/// "prefix.name" (or just one of them when the other is empty).
+inline std::string join(std::string_view prefix, std::string_view name) {
+  std::string s(prefix);
+  if (!s.empty() && !name.empty()) s += '.';
+  s += name;
+  return s;
+}
+}  // namespace detail
+
+template <class Derived>
+class Module {
+public:
+  /// Forward pass; see Derived::forward.
+  template <class X>
+  auto operator()(const X& x) {
+    return derived().forward(x);
+  }
+
+  /// Training mode (the default) or evaluation mode; containers forward it to their children.
+  void train(bool on = true) { training_ = on; }
+  void eval() { derived().train(false); }
+  bool is_training() const noexcept { return training_; }
+
+  /// f(std::string_view name, Var& parameter), in a fixed order (PyTorch-style dotted names).
+  template <class F>
+  void for_each_parameter(F&& f) {
+    Derived::visit_parameters(derived(), [&](std::string_view n, auto& v) { f(n, v); });
+  }
+  template <class F>
+  void for_each_parameter(F&& f) const {
+    Derived::visit_parameters(derived(), [&](std::string_view n, auto& v) { f(n, v); });
+  }
+  /// f(std::string_view name, Tensor& buffer): non-trainable state (BatchNorm running statistics).
+  template <class F>
+  void for_each_buffer(F&& f) {
+    auto g = [&](std::string_view n, auto& t) { f(n, t); };
+    if constexpr (detail::has_visit_buffers<Derived, decltype(g)>::value) Derived::visit_buffers(derived(), g);
+  }
+  template <class F>
+  void for_each_buffer(F&& f) const {
+    auto g = [&](std::string_view n, auto& t) { f(n, t); };
+    if constexpr (detail::has_visit_buffers<const Derived, decltype(g)>::value) Derived::visit_buffers(derived(), g);
+  }
+
+  /// Copy the values of every parameter and buffer of `other` (same type) into this module. Nothing is
+  /// shared afterwards; gradients, requires_grad flags and the training mode are left as they are.
+  void copy_from(const Derived& other) {
+    std::vector<std::pair<const void*, std::size_t>> src;
+    auto collect = [&](std::string_view, const auto& x) {
+      const auto& t = tensor_of(x);
+      src.emplace_back(t.data(), sizeof(*t.data()) * static_cast<std::size_t>(t.numel()));
+    };
+    other.for_each_parameter(collect);
+    other.for_each_buffer(collect);
+    std::size_t i = 0;
+    auto paste = [&](std::string_view name, auto& x) {
+      auto& t = tensor_of(x);
+      const std::size_t bytes = sizeof(*t.data()) * static_cast<std::size_t>(t.numel());
+      DISTILL_CHECK(i < src.size() && src[i].second == bytes, "copy_from: '", name, "' of ",
+                    type_name_of<Derived>().c_str(), " differs in size between the two modules");
+      if (bytes) std::memmove(t.data(), src[i].first, bytes);
+      ++i;
+    };
+    for_each_parameter(paste);
+    for_each_buffer(paste);
+  }
+
+protected:
+  Module() = default;
+
+  Derived& derived() noexcept { return static_cast<Derived&>(*this); }
+  const Derived& derived() const noexcept { return static_cast<const Derived&>(*this); }
+
+  template <class X>
+  static auto& tensor_of(X& x) {
+    if constexpr (requires { x.node(); })
+      return x.value();
+    else
+      return x;
+  }
+
+  bool training_ = true;
+};
+
+// ------------------------------------------------------------------------------------------------------------
+// Free helpers.
+// ------------------------------------------------------------------------------------------------------------
+/// "prefix.name": how containers (and user modules holding children) name their children's parameters.
+inline std::string join_name(std::string_view prefix, std::string_view name) { return detail::join(prefix, name); }
+
+/// Freeze (false) or unfreeze (true) every parameter of a module: a frozen teacher costs no gradient work.
+template <class M>
+void set_requires_grad(M& module, bool on) {
+  module.for_each_parameter([&](std::string_view, auto& v) { v.set_requires_grad(on); });
+}
+
+/// Number of scalar parameters.
+template <class M>
+index_t num_parameters(const M& module) {
+  index_t n = 0;
+  module.for_each_parameter([&](std::string_view, const auto& v) { n += v.numel(); });
+  return n;
+}
+
+/// Number of parameter tensors.
+template <class M>
+std::size_t num_parameter_tensors(const M& module) {
+  std::size_t n = 0;
+  module.for_each_parameter([&](std::string_view, const auto&) { ++n; });
+  return n;
+}
+
+/// Names of all parameters, in visiting order.
+template <class M>
+std::vector<std::string> parameter_names(const M& module) {
+  std::vector<std::string> n;
+  module.for_each_parameter([&](std::string_view s, const auto&) { n.emplace_back(s); });
+  return n;
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Initialisation (PyTorch defaults), drawn from a CounterRng in row-major order.
+// ------------------------------------------------------------------------------------------------------------
+namespace init {
+/// U(-bound, bound) for every element.
+template <class T, std::size_t R>
+void uniform(Tensor<T, R, Cpu>& t, double bound, CounterRng& rng) {
+  for (auto& v : t) v = static_cast<T>(rng.uniform(-bound, bound));
+}
+/// kaiming_uniform_(t, a): bound = gain * sqrt(3 / fan_in), gain = sqrt(2 / (1 + a^2)). With PyTorch's
+/// default a = sqrt(5) for Conv1d / Linear weights, bound = 1 / sqrt(fan_in).
+template <class T, std::size_t R>
+void kaiming_uniform(Tensor<T, R, Cpu>& t, index_t fan_in, CounterRng& rng, double a = 2.2360679774997896964) {
+  DISTILL_CHECK(fan_in > 0, "kaiming_uniform: fan_in must be positive, got ", fan_in);
+  const double gain = std::sqrt(2.0 / (1.0 + a * a));
+  uniform(t, gain * std::sqrt(3.0 / static_cast<double>(fan_in)), rng);
+}
+}  // namespace init
+
+namespace detail {
+/// A parameter made from a host tensor on device D (the one place a device upload will go).
+template <class T, std::size_t R, class D>
+Var<T, R, D> make_parameter(Context<D>& ctx, Tensor<T, R, Cpu> host) {
+  static_assert(std::is_same_v<D, Cpu>,
+                "nn modules are constructed on Cpu in this build; the Cuda upload of initial weights is not "
+                "available.");
+  return parameter(ctx, std::move(host));
+}
+}  // namespace detail
+
+}  // namespace distill::nn
