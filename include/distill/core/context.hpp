@@ -1,7 +1,7 @@
 // distill/core/context.hpp -- the context object: everything an op needs besides its inputs.
 //
 // A Context<Device> carries the OpenMP thread count, a seeded counter-based RNG and the autograd mode; the
-// Cuda specialisation (kernels/context.cuh) adds stream, cuBLAS handle and workspace. distill has no global
+// Cuda specialisation (include/distill/cuda/context.hpp) adds stream, cuBLAS handle and workspace. distill has no global
 // mutable state: two contexts in one process are fully independent. A context must outlive every tensor and
 // Var created through it.
 #pragma once

@@ -1,6 +1,6 @@
 // distill/core/device_ops.hpp -- the handful of device primitives the autograd engine itself needs.
 //
-// DeviceOps<D> is specialised per device: Cpu here, Cuda in kernels/device_ops.cuh. Ops proper live in ops/.
+// DeviceOps<D> is specialised per device: Cpu here, Cuda in include/distill/cuda/device_ops.hpp. Ops proper live in ops/.
 #pragma once
 
 #include <cstring>

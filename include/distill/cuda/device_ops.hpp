@@ -1,0 +1,63 @@
+// distill/cuda/device_ops.hpp -- DeviceOps<Cuda> (what the autograd engine needs) and host <-> device copies.
+//
+//   auto d = distill::to_device(cuda_ctx, host_tensor);   // Tensor<T, R, Cuda>
+//   auto h = distill::to_host(cuda_ctx, d);               // Tensor<T, R, Cpu>; waits for the stream
+#pragma once
+
+#include <cstddef>
+
+#include "distill/core/device_ops.hpp"
+#include "distill/core/tensor.hpp"
+#include "distill/cuda/api.hpp"
+#include "distill/cuda/context.hpp"
+
+namespace distill {
+
+/// Copies a host tensor into new device memory of `ctx`.
+template <class T, std::size_t R>
+Tensor<T, R, Cuda> to_device(Context<Cuda>& ctx, const Tensor<T, R, Cpu>& host) {
+  auto d = ctx.empty<T, R>(host.shape());
+  if (host.numel()) cuda::copy_to_device(ctx, d.data(), host.data(), sizeof(T) * static_cast<std::size_t>(host.numel()));
+  return d;
+}
+
+/// Copies a device tensor to a new host tensor (waits for the context's stream first).
+template <class T, std::size_t R>
+Tensor<T, R, Cpu> to_host(Context<Cuda>& ctx, const Tensor<T, R, Cuda>& dev) {
+  Tensor<T, R, Cpu> h(dev.shape());
+  if (dev.numel()) cuda::copy_to_host(ctx, h.data(), dev.data(), sizeof(T) * static_cast<std::size_t>(dev.numel()));
+  return h;
+}
+
+/// Copies host values into an existing device tensor of the same shape.
+template <class T, std::size_t R>
+void copy_to_device(Context<Cuda>& ctx, Tensor<T, R, Cuda>& dst, const Tensor<T, R, Cpu>& src) {
+  check_same_shape(dst.shape(), src.shape(), "copy_to_device");
+  if (src.numel()) cuda::copy_to_device(ctx, dst.data(), src.data(), sizeof(T) * static_cast<std::size_t>(src.numel()));
+}
+
+template <>
+struct DeviceOps<Cuda> {
+  template <class T, std::size_t R>
+  static Tensor<T, R, Cuda> zeros(Context<Cuda>& ctx, const Shape<R>& s) {
+    return ctx.zeros<T, R>(s);
+  }
+  template <class T, std::size_t R>
+  static void fill(Context<Cuda>& ctx, Tensor<T, R, Cuda>& t, T v) {
+    static_assert(cuda::Storable<T>, "DeviceOps<Cuda>::fill supports float, double, int32_t and int64_t tensors.");
+    cuda::fill<T>(ctx, t.data(), v, t.numel());
+  }
+  /// y += x (same shape).
+  template <class T, std::size_t R>
+  static void accumulate(Context<Cuda>& ctx, Tensor<T, R, Cuda>& y, const Tensor<T, R, Cuda>& x) {
+    static_assert(cuda::Real<T>, "DeviceOps<Cuda>::accumulate supports float and double tensors.");
+    check_same_shape(y.shape(), x.shape(), "gradient accumulation");
+    cuda::axpy<T>(ctx, y.data(), x.data(), T(1), y.numel());
+  }
+  template <class T, std::size_t R>
+  static Tensor<T, R, Cpu> to_host(Context<Cuda>& ctx, const Tensor<T, R, Cuda>& t) {
+    return ::distill::to_host(ctx, t);
+  }
+};
+
+}  // namespace distill
