@@ -12,6 +12,10 @@
 // see memtrack below). `bench_losses --peaks` prints the machine's measured GEMM and copy-bandwidth ceilings.
 #include <malloc.h>
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -180,6 +184,35 @@ std::vector<bench::Case> cases(int threads) {
 /// Measured ceilings: distill's CPU GEMM (Eigen), the tile kernel of the fused losses, and copy bandwidth.
 void print_peaks(int threads) {
   std::printf("threads %d\n", threads);
+  {
+    // Register-only FMA throughput: 12 independent 8-wide chains per thread (the FP32 ceiling; the empty asm
+    // keeps the chains in registers).
+    const long n = 40000000;
+    double best = 1e30;
+    for (int trial = 0; trial < 3; ++trial) {
+      const double t0 = bench::now_ms();
+#pragma omp parallel num_threads(threads)
+      {
+#if defined(__AVX2__) && defined(__FMA__)
+        __m256 a[12];
+        for (int j = 0; j < 12; ++j) a[j] = _mm256_set1_ps(1.0f + float(j) * 1e-7f);
+        const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
+        for (long i = 0; i < n; ++i) {
+          for (int j = 0; j < 12; ++j) a[j] = _mm256_fmadd_ps(a[j], m, c);
+          asm volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]), "+x"(a[6]),
+                       "+x"(a[7]), "+x"(a[8]), "+x"(a[9]), "+x"(a[10]), "+x"(a[11]));
+        }
+#endif
+      }
+      best = std::min(best, bench::now_ms() - t0);
+    }
+#if defined(__AVX2__) && defined(__FMA__)
+    std::printf("fma_peak             %8.1f GFLOP/s (12 x 8-wide FMA chains per thread)\n",
+                double(threads) * 12.0 * 16.0 * double(n) / (best * 1e6));
+#else
+    std::printf("fma_peak                  n/a (built without AVX2 + FMA)\n");
+#endif
+  }
   std::printf("sgemm_eigen_1024     %8.1f GFLOP/s (distill::cpu::gemm, 1024^3)\n",
               bench::measure_sgemm_gflops(threads));
   {

@@ -63,8 +63,9 @@ for _b, _k in ((1024, 1024), (512, 4096)):
 
 
 def _peak_rss_growth(name, threads):
+    # ru_maxrss is a high-water mark, so the first run is the one measured (inputs already allocated; torch's
+    # thread pool and lazy initialisation are included, a few MiB).
     run = CASES[name](threads)
-    run()  # warm-up: lazy initialisation, thread pool
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     run()
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024

@@ -388,8 +388,8 @@ inline int threads_for_work(double macs, int threads) {
 
 /// The shared driver of forward and grad-input: for every batch element b,
 ///   C_b[M x N] (+)= Apacked[M x Kd] * Bcol_b[Kd x N],  Bcol_b[k, j] = pad_b[off[k] + j]
-/// where pad_b (pad_elems values, made by `make_pad(b, pad_b)`) has 4 * NR readable columns past N + max(off). `init` (forward) gives the
-/// per-row value the first reduction block starts from; without it C accumulates.
+/// where pad_b (pad_elems values, made by `make_pad(b, pad_b)`) has 4 * NR readable columns past N + max(off).
+/// `init` (forward) gives the per-row value the first reduction block starts from; without it C accumulates.
 template <class T, class MakePad>
 void implicit_gemm(int threads, index_t Bn, index_t M, index_t N, index_t Kd, const T* apack, const index_t* off,
                    index_t pad_elems, MakePad make_pad, T* C, index_t c_batch_stride, const T* init,

@@ -81,18 +81,37 @@ inline int team_size() {
 #endif
 }
 
-/// Runs body(tid, p) for p in [0, n): p goes to thread p mod (threads actually started). Returns nothing;
-/// `slots` is the number of per-thread partial slots the caller allocated (>= the team size).
-template <class F>
-void round_robin(int slots, index_t n, F&& body) {
+/// Runs body(slot, p) for every work item p in [0, n), with `slots` partial-result slots. Items are assigned to
+/// slots by a deterministic greedy longest-processing-time schedule on cost(p) (heaviest first, each to the
+/// least-loaded slot, ties to the lower index) and every slot runs its items in index order; thread t of the
+/// team runs slots t, t + team, ... So which partial an item lands in depends only on (n, costs, slots), never
+/// on timing or on how many threads OpenMP actually starts.
+template <class Cost, class F>
+void run_balanced(int slots, index_t n, Cost cost, F&& body) {
   if (slots <= 1 || n <= 1) {
     for (index_t p = 0; p < n; ++p) body(0, p);
     return;
   }
+  std::vector<index_t> order(static_cast<std::size_t>(n));
+  std::vector<double> c(static_cast<std::size_t>(n));
+  for (index_t p = 0; p < n; ++p) {
+    order[p] = p;
+    c[p] = cost(p);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](index_t a, index_t b) { return c[a] > c[b]; });
+  std::vector<std::vector<index_t>> lists(static_cast<std::size_t>(slots));
+  std::vector<double> load(static_cast<std::size_t>(slots), 0.0);
+  for (index_t p : order) {
+    const int t = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    lists[t].push_back(p);
+    load[t] += c[p];
+  }
+  for (auto& l : lists) std::sort(l.begin(), l.end());
 #pragma omp parallel num_threads(slots)
   {
     const int t = thread_id(), nt = team_size();
-    for (index_t p = t; p < n; p += nt) body(t, p);
+    for (int l = t; l < slots; l += nt)
+      for (index_t p : lists[l]) body(l, p);
   }
 }
 
@@ -141,9 +160,6 @@ struct Emb {
   Tensor<T, 1> z, zt, norm;
   const T* row(index_t i) const { return z.data() + i * dp; }
   const T* panel(index_t j0) const { return zt.data() + (j0 / tile::kColumnQuantum) * dp * tile::kColumnQuantum; }
-  std::size_t bytes() const {
-    return sizeof(T) * static_cast<std::size_t>(z.numel() + zt.numel() + (normalized ? norm.numel() : 0));
-  }
 };
 
 /// One source block of rows for make_emb (rows are stacked in the order given).
@@ -317,7 +333,10 @@ void self_lse(int threads, const Emb<T>& Z, T scale, bool fixed, T shift, double
   const T ninf = -std::numeric_limits<T>::infinity();
   const std::size_t per_thread = static_cast<std::size_t>(bt * bt + 2 * bt);
   Tensor<T, 1> bufs(Shape<1>{index_t(slots) * index_t(per_thread)});  // 64-byte aligned, see row_sum
-  detail::round_robin(slots, index_t(pairs.size()), [&](int t, index_t p) {
+  auto cost = [&](index_t p) {
+    return double(std::min(bt, n - pairs[p][0] * bt)) * double(std::min(bt, n - pairs[p][1] * bt));
+  };
+  detail::run_balanced(slots, index_t(pairs.size()), cost, [&](int t, index_t p) {
     T* S = bufs.data() + static_cast<std::size_t>(t) * per_thread;
     T* col = S + bt * bt;
     const index_t I = pairs[p][0], J = pairs[p][1];
@@ -327,17 +346,19 @@ void self_lse(int threads, const Emb<T>& Z, T scale, bool fixed, T shift, double
     tile::mm_packed(m, wp, dp, Z.row(i0), dp, Z.panel(j0), S, wp, scale, false);
     double* sum = st.sum(t);
     if (fixed) {
-      if (!diag) std::fill(col, col + w, T(0));
-      for (index_t r = 0; r < m; ++r) {
-        T* sr = S + r * wp;
-        simd::exp_shift(sr, sr, w, shift);
-        if (diag) sr[r] = T(0);
-        sum[i0 + r] += detail::row_sum(sr, w);
-        if (!diag)
-          for (index_t c = 0; c < w; ++c) col[c] += sr[c];
+      if (diag) {
+        for (index_t r = 0; r < m; ++r) {
+          T* sr = S + r * wp;
+          simd::exp_shift(sr, sr, w, shift);
+          sr[r] = T(0);
+          sum[i0 + r] += detail::row_sum(sr, w);
+        }
+        return;
       }
-      if (!diag)
-        for (index_t c = 0; c < w; ++c) sum[j0 + c] += double(col[c]);
+      // Off the diagonal one exponential feeds the row sum of i and the column sum of j.
+      std::fill(col, col + w, T(0));
+      for (index_t r = 0; r < m; ++r) sum[i0 + r] += simd::exp_row_colsum(S + r * wp, w, shift, col);
+      for (index_t c = 0; c < w; ++c) sum[j0 + c] += double(col[c]);
       return;
     }
     double* mx = st.max(t);
@@ -395,7 +416,12 @@ void self_backward(int threads, const Emb<T>& Z, T scale, bool fixed, T shift, c
   T* parts = slots > 1 ? detail::alloc_zero(extra, (slots - 1) * n * dp) : nullptr;
   const std::size_t per_thread = static_cast<std::size_t>(bt * bt + bt);
   Tensor<T, 1> bufs(Shape<1>{index_t(slots) * index_t(per_thread)});  // 64-byte aligned, see row_sum
-  detail::round_robin(slots, index_t(pairs.size()), [&](int t, index_t p) {
+  // Backward cost: S and H Z on every pair, H^T Z only off the diagonal.
+  auto cost = [&](index_t p) {
+    return double(std::min(bt, n - pairs[p][0] * bt)) * double(std::min(bt, n - pairs[p][1] * bt)) *
+           (pairs[p][0] == pairs[p][1] ? 2.0 : 3.0);
+  };
+  detail::run_balanced(slots, index_t(pairs.size()), cost, [&](int t, index_t p) {
     T* S = bufs.data() + static_cast<std::size_t>(t) * per_thread;
     T* tmp = S + bt * bt;
     T* out = t == 0 ? dz : parts + (t - 1) * n * dp;
@@ -409,8 +435,7 @@ void self_backward(int threads, const Emb<T>& Z, T scale, bool fixed, T shift, c
       T* sr = S + r * wp;
       detail::Row<T> h(sr, w);
       if (fixed) {
-        simd::exp_shift(sr, sr, w, shift);
-        h *= cj + coef[i0 + r];
+        simd::exp_scale_row(sr, w, shift, coef.data() + j0, coef[i0 + r]);
       } else {
         detail::Row<T> e(tmp, w);
         simd::exp_shift(tmp, sr, w, lrow[i0 + r]);
@@ -437,14 +462,18 @@ enum class Mask { none, diagonal };
 template <class T>
 void cross_lse(int threads, const Emb<T>& A, const Emb<T>& B, T scale, bool fixed, T shift, Mask mask,
                double* row_lse, double* col_lse, index_t bt = kTile) {
-  const index_t na = A.n, nb_ = B.n, dp = A.dp;
+  DISTILL_CHECK(!(col_lse && mask == Mask::diagonal && !fixed), "cross_lse: column statistics with the diagonal "
+                "mask need the fixed-shift mode");
+  const index_t na = A.n, nb_ = B.n, dp = A.dp, na_rows = na, nb_cols = nb_;
   const index_t rb = (na + bt - 1) / bt, cb = (nb_ + bt - 1) / bt, npairs = rb * cb;
   const int slots = detail::slots_for(threads, npairs);
   detail::Stats rs(slots, na, !fixed), cs(col_lse ? slots : 1, col_lse ? nb_ : 0, !fixed);
   const T ninf = -std::numeric_limits<T>::infinity();
   const std::size_t per_thread = static_cast<std::size_t>(bt * bt + 2 * bt);
   Tensor<T, 1> bufs(Shape<1>{index_t(slots) * index_t(per_thread)});  // 64-byte aligned, see row_sum
-  detail::round_robin(slots, npairs, [&](int t, index_t p) {
+  detail::run_balanced(slots, npairs, [&](index_t p) {
+    return double(std::min(bt, na_rows - (p / cb) * bt)) * double(std::min(bt, nb_cols - (p % cb) * bt));
+  }, [&](int t, index_t p) {
     T* S = bufs.data() + static_cast<std::size_t>(t) * per_thread;
     T* col = S + bt * bt;
     const index_t I = p / cb, J = p % cb;
@@ -516,7 +545,7 @@ void cross_backward(int threads, const Emb<T>& A, const Emb<T>& B, T scale, bool
                     const double* row_lse, const double* a, const double* col_lse, const double* b, T* dA, T* dB,
                     index_t bt = kTile) {
   if (!dA && !dB) return;
-  const index_t na = A.n, nb_ = B.n, dp = A.dp;
+  const index_t na = A.n, nb_ = B.n, dp = A.dp, na_rows = na, nb_cols = nb_;
   const index_t rb = (na + bt - 1) / bt, cb = (nb_ + bt - 1) / bt, npairs = rb * cb;
   const int slots = detail::slots_for(threads, npairs);
   const bool has_col = b && col_lse;
@@ -537,7 +566,9 @@ void cross_backward(int threads, const Emb<T>& A, const Emb<T>& B, T scale, bool
   T* parts_b = dB && slots > 1 ? detail::alloc_zero(extra_b, (slots - 1) * nb_ * dp) : nullptr;
   const std::size_t per_thread = static_cast<std::size_t>(bt * bt + bt);
   Tensor<T, 1> bufs(Shape<1>{index_t(slots) * index_t(per_thread)});  // 64-byte aligned, see row_sum
-  detail::round_robin(slots, npairs, [&](int t, index_t p) {
+  detail::run_balanced(slots, npairs, [&](index_t p) {
+    return double(std::min(bt, na_rows - (p / cb) * bt)) * double(std::min(bt, nb_cols - (p % cb) * bt));
+  }, [&](int t, index_t p) {
     T* S = bufs.data() + static_cast<std::size_t>(t) * per_thread;
     T* tmp = S + bt * bt;
     const index_t I = p / cb, J = p % cb;
@@ -590,7 +621,7 @@ void cross_backward(int threads, const Emb<T>& A, const Emb<T>& B, T scale, bool
 template <class T>
 void softkl_forward(int threads, const Emb<T>& A, const Emb<T>& B, const Emb<T>& C, const Emb<T>& E, T scale,
                     bool fixed, Mask mask, double* lse_x, double* lse_y, double* cross, index_t bt = kTile) {
-  const index_t n = A.n, nc = B.n, dp = A.dp, dpt = C.dp;
+  const index_t n = A.n, nc = B.n, dp = A.dp, dpt = C.dp, na_rows = n, nb_cols = nc;
   const index_t rb = (n + bt - 1) / bt, cb = (nc + bt - 1) / bt, npairs = rb * cb;
   const int slots = detail::slots_for(threads, npairs);
   detail::Stats sx(slots, n, !fixed), sy(slots, n, !fixed);
@@ -598,7 +629,9 @@ void softkl_forward(int threads, const Emb<T>& A, const Emb<T>& B, const Emb<T>&
   const T shift = scale;
   const std::size_t per_thread = static_cast<std::size_t>(2 * bt * bt + 2 * bt);
   Tensor<T, 1> bufs(Shape<1>{index_t(slots) * index_t(per_thread)});  // 64-byte aligned, see row_sum
-  detail::round_robin(slots, npairs, [&](int t, index_t p) {
+  detail::run_balanced(slots, npairs, [&](index_t p) {
+    return double(std::min(bt, na_rows - (p / cb) * bt)) * double(std::min(bt, nb_cols - (p % cb) * bt));
+  }, [&](int t, index_t p) {
     T* X = bufs.data() + static_cast<std::size_t>(t) * per_thread;
     T* Y = X + bt * bt;
     T* scratch = Y + bt * bt;
@@ -680,7 +713,7 @@ void softkl_backward(int threads, const Emb<T>& A, const Emb<T>& B, const Emb<T>
                      Mask mask, const double* lse_x, const double* lse_y, const double* a, T* dA, T* dB,
                      index_t bt = kTile) {
   if (!dA && !dB) return;
-  const index_t n = A.n, nc = B.n, dp = A.dp, dpt = C.dp;
+  const index_t n = A.n, nc = B.n, dp = A.dp, dpt = C.dp, na_rows = n, nb_cols = nc;
   const index_t rb = (n + bt - 1) / bt, cb = (nc + bt - 1) / bt, npairs = rb * cb;
   const int slots = detail::slots_for(threads, npairs);
   std::vector<T> ka(static_cast<std::size_t>(n)), lx(static_cast<std::size_t>(n)), ly(static_cast<std::size_t>(n));
@@ -697,7 +730,9 @@ void softkl_backward(int threads, const Emb<T>& A, const Emb<T>& B, const Emb<T>
   T* parts_b = dB && !alias && slots > 1 ? detail::alloc_zero(extra_b, (slots - 1) * nc * dp) : nullptr;
   const std::size_t per_thread = static_cast<std::size_t>(2 * bt * bt);
   Tensor<T, 1> bufs(Shape<1>{index_t(slots) * index_t(per_thread)});  // 64-byte aligned, see row_sum
-  detail::round_robin(slots, npairs, [&](int t, index_t p) {
+  detail::run_balanced(slots, npairs, [&](index_t p) {
+    return double(std::min(bt, na_rows - (p / cb) * bt)) * double(std::min(bt, nb_cols - (p % cb) * bt));
+  }, [&](int t, index_t p) {
     T* X = bufs.data() + static_cast<std::size_t>(t) * per_thread;
     T* Y = X + bt * bt;
     const index_t I = p / cb, J = p % cb;

@@ -52,7 +52,82 @@ inline void exp_shift(float* dst, const float* src, index_t n, float shift) {
     for (index_t k = j; k < n; ++k) dst[k] = tmp[k - j];
   }
 }
+
+/// Fixed-shift forward row of an off-diagonal tile: s[j] <- e_j = exp(s[j] - shift), col[j] += e_j, and the
+/// row sum of e (16 lanes by j mod 16, fixed tree; the tail enters through a zero-padded vector).
+inline double exp_row_colsum(float* s, index_t n, float shift, float* col) {
+  const __m256 sh = _mm256_set1_ps(shift);
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+  index_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), sh));
+    const __m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j + 8), sh));
+    _mm256_storeu_ps(s + j, e0);
+    _mm256_storeu_ps(s + j + 8, e1);
+    _mm256_storeu_ps(col + j, _mm256_add_ps(_mm256_loadu_ps(col + j), e0));
+    _mm256_storeu_ps(col + j + 8, _mm256_add_ps(_mm256_loadu_ps(col + j + 8), e1));
+    a0 = _mm256_add_ps(a0, e0);
+    a1 = _mm256_add_ps(a1, e1);
+  }
+  for (; j < n; j += 8) {
+    alignas(32) float tmp[8];
+    const index_t len = n - j < 8 ? n - j : 8;
+    for (index_t k = 0; k < 8; ++k) tmp[k] = k < len ? s[j + k] : 0.0f;
+    __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(tmp), sh));
+    const __m256 keep = _mm256_cmp_ps(_mm256_set_ps(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_ps(float(len)), _CMP_LT_OQ);
+    e = _mm256_and_ps(e, keep);
+    _mm256_store_ps(tmp, e);
+    for (index_t k = 0; k < len; ++k) {
+      s[j + k] = tmp[k];
+      col[j + k] += tmp[k];
+    }
+    a0 = _mm256_add_ps(a0, e);
+  }
+  alignas(32) float l[16];
+  _mm256_store_ps(l, a0);
+  _mm256_store_ps(l + 8, a1);
+  for (int w = 8; w >= 1; w /= 2)
+    for (int k = 0; k < w; ++k) l[k] += l[k + w];
+  return double(l[0]);
+}
+
+/// Fixed-shift backward row: s[j] <- exp(s[j] - shift) * (cj[j] + ci).
+inline void exp_scale_row(float* s, index_t n, float shift, const float* cj, float ci) {
+  const __m256 sh = _mm256_set1_ps(shift), c = _mm256_set1_ps(ci);
+  index_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    _mm256_storeu_ps(s + j, _mm256_mul_ps(exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), sh)),
+                                          _mm256_add_ps(_mm256_loadu_ps(cj + j), c)));
+  for (; j < n; ++j) {
+    alignas(32) float tmp[8] = {s[j]};
+    _mm256_store_ps(tmp, exp8(_mm256_sub_ps(_mm256_load_ps(tmp), sh)));
+    s[j] = tmp[0] * (cj[j] + ci);
+  }
+}
 #endif
+
+/// Generic versions of the two fused rows above (Eigen's exp; the row sum in 16 lanes by j mod 16, fixed tree,
+/// then the tail, independent of the buffer's address).
+template <class T>
+inline double exp_row_colsum(T* s, index_t n, T shift, T* col) {
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> e(s, n);
+  e = (e - shift).exp();
+  for (index_t j = 0; j < n; ++j) col[j] += s[j];
+  T acc[16] = {};
+  const index_t full = n - n % 16;
+  for (index_t j = 0; j < full; j += 16)
+    for (int l = 0; l < 16; ++l) acc[l] += s[j + l];
+  for (int w = 8; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  T tail = T(0);
+  for (index_t j = full; j < n; ++j) tail += s[j];
+  return double(acc[0]) + double(tail);
+}
+template <class T>
+inline void exp_scale_row(T* s, index_t n, T shift, const T* cj, T ci) {
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> e(s, n);
+  e = (e - shift).exp() * (Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(cj, n) + ci);
+}
 
 /// dst[j] = exp(src[j] - shift), j < n (dst may equal src).
 template <class T>
