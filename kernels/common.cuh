@@ -15,6 +15,7 @@
 #error "kernels/*.cuh: compile with nvcc, or with a host compiler and DISTILL_SIMT_EMULATION defined (emulation)."
 #endif
 
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -54,6 +55,11 @@ __device__ __forceinline__ float device_sqrt(float x) { return sqrtf(x); }
 __device__ __forceinline__ double device_sqrt(double x) { return sqrt(x); }
 __device__ __forceinline__ float device_rsqrt(float x) { return rsqrtf(x); }
 __device__ __forceinline__ double device_rsqrt(double x) { return rsqrt(x); }
+
+__device__ __forceinline__ float device_exp(float x) { return expf(x); }
+__device__ __forceinline__ double device_exp(double x) { return exp(x); }
+__device__ __forceinline__ float device_log(float x) { return logf(x); }
+__device__ __forceinline__ double device_log(double x) { return log(x); }
 
 /// Elements of T per 16 bytes: shared-memory rows padded to a multiple of this allow vector loads.
 template <class T>
@@ -100,6 +106,16 @@ __device__ __forceinline__ void load_aligned(T (&r)[N], const T* p) {
 template <class A>
 __device__ __forceinline__ A warp_sum(A v) {
   for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullMask, v, offset);
+  return v;
+}
+
+/// Maximum over the 32 lanes of a warp; every lane gets the same result.
+template <class A>
+__device__ __forceinline__ A warp_max(A v) {
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+    const A o = __shfl_xor_sync(kFullMask, v, offset);
+    v = o > v ? o : v;
+  }
   return v;
 }
 

@@ -17,9 +17,13 @@
 #include "elementwise.cuh"
 #include "gemm.cuh"
 #include "launch.cuh"
+#include "loss.cuh"
+#include "losses.cuh"
 #include "optim.cuh"
 #include "pooling.cuh"
 #include "reduce.cuh"
+#include "rows.cuh"
+#include "similarity.cuh"
 
 namespace distill::cuda {
 
@@ -161,6 +165,168 @@ void add_bias(Context<Cuda>& ctx, T* y, const T* bias, index_t outer, index_t ch
   kernels::add_bias<T>(active(ctx).stream(), y, bias, outer, channels, inner);
 }
 
+template <Real T>
+void add_scalar(Context<Cuda>& ctx, T* y, const T* scalar, T alpha, index_t n) {
+  kernels::add_scalar<T>(active(ctx).stream(), y, scalar, alpha, n);
+}
+
+// ---- row-wise: softmax, log-softmax, L2 normalisation -----------------------------------------------------
+template <Real T>
+void softmax_rows(Context<Cuda>& ctx, const T* x, T* y, index_t rows, index_t cols) {
+  kernels::softmax_rows<T>(active(ctx).stream(), x, y, rows, cols, false);
+}
+template <Real T>
+void log_softmax_rows(Context<Cuda>& ctx, const T* x, T* y, index_t rows, index_t cols) {
+  kernels::softmax_rows<T>(active(ctx).stream(), x, y, rows, cols, true);
+}
+template <Real T>
+void softmax_rows_backward(Context<Cuda>& ctx, const T* y, const T* dy, T* dx, index_t rows, index_t cols,
+                           bool accumulate) {
+  kernels::softmax_rows_backward<T>(active(ctx).stream(), y, dy, dx, rows, cols, false, accumulate);
+}
+template <Real T>
+void log_softmax_rows_backward(Context<Cuda>& ctx, const T* y, const T* dy, T* dx, index_t rows, index_t cols,
+                               bool accumulate) {
+  kernels::softmax_rows_backward<T>(active(ctx).stream(), y, dy, dx, rows, cols, true, accumulate);
+}
+template <Real T>
+void l2_normalize_rows(Context<Cuda>& ctx, const T* x, T* y, T* norms, index_t rows, index_t cols, double eps) {
+  kernels::l2_normalize_rows<T>(active(ctx).stream(), x, y, norms, rows, cols, eps);
+}
+template <Real T>
+void l2_normalize_rows_backward(Context<Cuda>& ctx, const T* y, const T* norms, const T* dy, T* dx, index_t rows,
+                                index_t cols, double eps, bool accumulate) {
+  kernels::l2_normalize_rows_backward<T>(active(ctx).stream(), y, norms, dy, dx, rows, cols, eps, accumulate);
+}
+
+// ---- losses of the core ops ----------------------------------------------------------------------------------
+template <Real T>
+void cross_entropy_forward(Context<Cuda>& ctx, const T* x, const std::int32_t* labels, const T* p, index_t rows,
+                           index_t cols, T* lse, T* out, double alpha) {
+  ContextState& s = active(ctx);
+  auto row_loss = s.scratch<double>(static_cast<std::size_t>(rows > 0 ? rows : 1));
+  kernels::cross_entropy_forward<T>(s.stream(), x, labels, p, rows, cols, lse, out, alpha,
+                                    static_cast<double*>(row_loss.get()));
+}
+template <Real T>
+void cross_entropy_backward(Context<Cuda>& ctx, const T* x, const std::int32_t* labels, const T* p, const T* lse,
+                            const T* grad_out, T alpha, T* dx, T* dp, index_t rows, index_t cols, bool accumulate) {
+  kernels::cross_entropy_backward<T>(active(ctx).stream(), x, labels, p, lse, grad_out, alpha, dx, dp, rows, cols,
+                                     accumulate);
+}
+template <Real T>
+void squared_error_sum(Context<Cuda>& ctx, const T* a, const T* b, index_t n, T* out, double alpha) {
+  ContextState& s = active(ctx);
+  auto partials = s.scratch<double>(static_cast<std::size_t>(kernels::sum_partial_blocks(n)));
+  kernels::squared_error_sum<T>(s.stream(), a, b, n, out, alpha, static_cast<double*>(partials.get()));
+}
+template <Real T>
+void squared_error_backward(Context<Cuda>& ctx, const T* a, const T* b, const T* grad_out, T k, T* da, T* db,
+                            index_t n) {
+  kernels::squared_error_backward<T>(active(ctx).stream(), a, b, grad_out, k, da, db, n, true);
+}
+
+// ---- fused contrastive / distillation losses --------------------------------------------------------------
+namespace {
+template <class T>
+kernels::SimArgs<T> sim_args(const Similarity<T>& s) {
+  return kernels::SimArgs<T>{s.rows,         s.cols,        s.n_rows,
+                             s.n_cols,       s.dim,         s.teacher_rows,
+                             s.teacher_cols, s.teacher_dim, static_cast<T>(s.scale),
+                             s.exclude_diagonal ? 1 : 0,    s.fixed_shift ? 1 : 0, static_cast<T>(s.shift)};
+}
+}  // namespace
+
+template <Real T>
+void similarity_stats(Context<Cuda>& ctx, const Similarity<T>& s, double* lse, double* teacher_lse, double* cross) {
+  ContextState& st = active(ctx);
+  const kernels::SimPlan plan = kernels::sim_plan<T>(s.n_rows, s.n_cols, s.splits);
+  const int per = s.teacher_rows ? kernels::kSimStats<true> : kernels::kSimStats<false>;
+  auto part = st.scratch<double>(static_cast<std::size_t>(plan.splits * (s.n_rows > 0 ? s.n_rows : 1) * per));
+  kernels::sim_forward<T>(st.stream(), sim_args(s), plan, static_cast<double*>(part.get()), lse, teacher_lse, cross);
+}
+template <Real T>
+void similarity_backward(Context<Cuda>& ctx, const Similarity<T>& s, const SimilarityCoefficients& c, T alpha,
+                         T* grad_rows, bool accumulate) {
+  ContextState& st = active(ctx);
+  const kernels::SimPlan plan = kernels::sim_plan<T>(s.n_rows, s.n_cols, s.splits);
+  auto part = st.scratch<T>(static_cast<std::size_t>(plan.splits * (s.n_rows > 0 ? s.n_rows : 1) * s.dim));
+  const kernels::SimCoef cf{c.row_coef, c.row_lse, c.row_teacher_lse, c.col_coef, c.col_lse, c.col_teacher_lse};
+  kernels::sim_backward<T>(st.stream(), sim_args(s), cf, plan, static_cast<T*>(part.get()), alpha, grad_rows,
+                           accumulate);
+}
+template <Real T>
+void class_sums(Context<Cuda>& ctx, const T* z, index_t dim, const std::int32_t* offsets, const std::int32_t* members,
+                index_t classes, const double* row_weight, double* out) {
+  kernels::class_sums<T>(active(ctx).stream(), z, dim, offsets, members, classes, row_weight, out);
+}
+template <Real T>
+void contrastive_row_loss(Context<Cuda>& ctx, const T* a, const T* b, index_t n, index_t dim, const double* csum,
+                          const std::int32_t* cls, const std::int32_t* npos, const double* lse, double scale,
+                          const T* weights, double* ell, double* weighted_ell) {
+  kernels::contrastive_row_loss<T>(active(ctx).stream(), a, b, n, dim, csum, cls, npos, lse, scale, weights, ell,
+                                   weighted_ell);
+}
+template <Real T>
+void row_coefficients(Context<Cuda>& ctx, const T* grad_out, double c0, const double* factor, const T* weights,
+                      index_t n, double* out) {
+  kernels::row_coefficients<T>(active(ctx).stream(), grad_out, c0, factor, weights, n, out);
+}
+template <Real T>
+void contrastive_positive_grad(Context<Cuda>& ctx, T* h, index_t n, index_t dim, const std::int32_t* cls,
+                               const double* beta, const double* C, const T* b, const double* W, const T* a,
+                               const T* grad_out, double k) {
+  kernels::contrastive_positive_grad<T>(active(ctx).stream(), h, n, dim, cls, beta, C, b, W, a, grad_out, k);
+}
+template <Real T>
+void rows_dot(Context<Cuda>& ctx, const T* a, const T* b, index_t n, index_t dim, double alpha, double* out) {
+  kernels::rows_dot<T>(active(ctx).stream(), a, b, n, dim, alpha, out);
+}
+void combine_rows(Context<Cuda>& ctx, const double* a, double ca, const double* b, double cb, const double* c,
+                  double cc, index_t n, double* out) {
+  kernels::combine_rows(active(ctx).stream(), a, ca, b, cb, c, cc, n, out);
+}
+void moco_rows(Context<Cuda>& ctx, const double* lse_neg, const double* pos, index_t n, double* lse, double* ell) {
+  kernels::moco_rows(active(ctx).stream(), lse_neg, pos, n, lse, ell);
+}
+template <Real T>
+void moco_positive_grad(Context<Cuda>& ctx, const T* q, const T* k, index_t n, index_t dim, const double* pos,
+                        const double* lse, const T* grad_out, double coef, T* hq, T* hk) {
+  kernels::moco_positive_grad<T>(active(ctx).stream(), q, k, n, dim, pos, lse, grad_out, coef, hq, hk);
+}
+template <Real T>
+void soft_kl_rows(Context<Cuda>& ctx, const double* lse_x, const double* lse_y, const double* cross, const T* weights,
+                  index_t n, double* kl, double* wkl) {
+  kernels::soft_kl_rows<T>(active(ctx).stream(), lse_x, lse_y, cross, weights, n, kl, wkl);
+}
+template <Real T>
+void add_scaled_rows(Context<Cuda>& ctx, T* y, const double* x, const T* grad_out, double c0, index_t n) {
+  kernels::add_scaled_rows<T>(active(ctx).stream(), y, x, grad_out, c0, n);
+}
+template <Real T>
+void axpy_scaled(Context<Cuda>& ctx, T* y, const T* x, const T* grad_out, T alpha, index_t n, bool accumulate) {
+  kernels::axpy_scaled<T>(active(ctx).stream(), y, x, grad_out, alpha, n, accumulate);
+}
+template <Real T>
+void sum_doubles(Context<Cuda>& ctx, const double* x, index_t n, T* out, double alpha) {
+  kernels::sum_doubles<T>(active(ctx).stream(), x, n, out, alpha);
+}
+template <Real T>
+void kd_kl(Context<Cuda>& ctx, const T* s, const T* t, index_t rows, index_t cols, double inv_t, double grad_scale,
+           double* kl_rows, T* ds, T* dt) {
+  kernels::kd_kl<T>(active(ctx).stream(), s, t, rows, cols, inv_t, grad_scale, kl_rows, ds, dt);
+}
+template <Real T>
+void normalized_mse_forward(Context<Cuda>& ctx, const T* a, const T* b, index_t n, index_t dim, double eps,
+                            double* rows) {
+  kernels::normalized_mse_forward<T>(active(ctx).stream(), a, b, n, dim, eps, rows);
+}
+template <Real T>
+void normalized_mse_backward(Context<Cuda>& ctx, const T* a, const T* b, index_t n, index_t dim, double eps,
+                             const T* grad_out, T* da, T* db) {
+  kernels::normalized_mse_backward<T>(active(ctx).stream(), a, b, n, dim, eps, grad_out, da, db);
+}
+
 // ---- reductions ----------------------------------------------------------------------------------------------
 template <Real T>
 void sum(Context<Cuda>& ctx, const T* x, index_t n, T* out, T alpha, bool accumulate) {
@@ -260,9 +426,14 @@ void sgd_step(Context<Cuda>& ctx, T* param, const T* grad, T* momentum_buffer, i
                        c.weight_decay, c.nesterov, c.first_step);
 }
 template <Real T>
-void adam_step(Context<Cuda>& ctx, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, index_t n, const AdamConfig& c) {
-  kernels::adam_step<T>(active(ctx).stream(), param, grad, exp_avg, exp_avg_sq, n, c.lr, c.beta1, c.beta2, c.eps,
-                        c.weight_decay, c.decoupled_weight_decay, static_cast<long long>(c.step));
+void adam_step(Context<Cuda>& ctx, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, index_t n, const AdamConfig& c,
+               T* max_exp_avg_sq) {
+  kernels::adam_step<T>(active(ctx).stream(), param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, c.lr, c.beta1,
+                        c.beta2, c.eps, c.weight_decay, c.decoupled_weight_decay, static_cast<long long>(c.step));
+}
+template <Real T>
+void ema_update(Context<Cuda>& ctx, T* target, const T* source, index_t n, double momentum) {
+  kernels::ema_update<T>(active(ctx).stream(), target, source, n, momentum);
 }
 
 // ---- GEMM ----------------------------------------------------------------------------------------------------
@@ -316,7 +487,46 @@ DISTILL_CUDA_INSTANTIATE_STORABLE(std::int64_t)
   template void conv1d_backward_input<T>(Context<Cuda>&, const Conv1dShape&, const T*, const T*, T*, bool);           \
   template void conv1d_backward_weight<T>(Context<Cuda>&, const Conv1dShape&, const T*, const T*, T*, T*, bool);      \
   template void sgd_step<T>(Context<Cuda>&, T*, const T*, T*, index_t, const SgdConfig&);                              \
-  template void adam_step<T>(Context<Cuda>&, T*, const T*, T*, T*, index_t, const AdamConfig&);                        \
+  template void adam_step<T>(Context<Cuda>&, T*, const T*, T*, T*, index_t, const AdamConfig&, T*);                    \
+  template void ema_update<T>(Context<Cuda>&, T*, const T*, index_t, double);                                          \
+  template void add_scalar<T>(Context<Cuda>&, T*, const T*, T, index_t);                                              \
+  template void softmax_rows<T>(Context<Cuda>&, const T*, T*, index_t, index_t);                                      \
+  template void log_softmax_rows<T>(Context<Cuda>&, const T*, T*, index_t, index_t);                                  \
+  template void softmax_rows_backward<T>(Context<Cuda>&, const T*, const T*, T*, index_t, index_t, bool);             \
+  template void log_softmax_rows_backward<T>(Context<Cuda>&, const T*, const T*, T*, index_t, index_t, bool);         \
+  template void l2_normalize_rows<T>(Context<Cuda>&, const T*, T*, T*, index_t, index_t, double);                     \
+  template void l2_normalize_rows_backward<T>(Context<Cuda>&, const T*, const T*, const T*, T*, index_t, index_t,     \
+                                              double, bool);                                                          \
+  template void cross_entropy_forward<T>(Context<Cuda>&, const T*, const std::int32_t*, const T*, index_t, index_t,   \
+                                         T*, T*, double);                                                             \
+  template void cross_entropy_backward<T>(Context<Cuda>&, const T*, const std::int32_t*, const T*, const T*,          \
+                                          const T*, T, T*, T*, index_t, index_t, bool);                               \
+  template void squared_error_sum<T>(Context<Cuda>&, const T*, const T*, index_t, T*, double);                        \
+  template void squared_error_backward<T>(Context<Cuda>&, const T*, const T*, const T*, T, T*, T*, index_t);          \
+  template void similarity_stats<T>(Context<Cuda>&, const Similarity<T>&, double*, double*, double*);                \
+  template void similarity_backward<T>(Context<Cuda>&, const Similarity<T>&, const SimilarityCoefficients&, T, T*,     \
+                                       bool);                                                                         \
+  template void class_sums<T>(Context<Cuda>&, const T*, index_t, const std::int32_t*, const std::int32_t*, index_t,    \
+                              const double*, double*);                                                                \
+  template void contrastive_row_loss<T>(Context<Cuda>&, const T*, const T*, index_t, index_t, const double*,           \
+                                        const std::int32_t*, const std::int32_t*, const double*, double, const T*,    \
+                                        double*, double*);                                                            \
+  template void row_coefficients<T>(Context<Cuda>&, const T*, double, const double*, const T*, index_t, double*);      \
+  template void contrastive_positive_grad<T>(Context<Cuda>&, T*, index_t, index_t, const std::int32_t*,                \
+                                             const double*, const double*, const T*, const double*, const T*,         \
+                                             const T*, double);                                                       \
+  template void rows_dot<T>(Context<Cuda>&, const T*, const T*, index_t, index_t, double, double*);                    \
+  template void moco_positive_grad<T>(Context<Cuda>&, const T*, const T*, index_t, index_t, const double*,             \
+                                      const double*, const T*, double, T*, T*);                                       \
+  template void soft_kl_rows<T>(Context<Cuda>&, const double*, const double*, const double*, const T*, index_t,        \
+                                double*, double*);                                                                    \
+  template void add_scaled_rows<T>(Context<Cuda>&, T*, const double*, const T*, double, index_t);                      \
+  template void axpy_scaled<T>(Context<Cuda>&, T*, const T*, const T*, T, index_t, bool);                              \
+  template void sum_doubles<T>(Context<Cuda>&, const double*, index_t, T*, double);                                    \
+  template void kd_kl<T>(Context<Cuda>&, const T*, const T*, index_t, index_t, double, double, double*, T*, T*);         \
+  template void normalized_mse_forward<T>(Context<Cuda>&, const T*, const T*, index_t, index_t, double, double*);      \
+  template void normalized_mse_backward<T>(Context<Cuda>&, const T*, const T*, index_t, index_t, double, const T*,     \
+                                           T*, T*);                                                                   \
   template void gemm<T>(Context<Cuda>&, Trans, Trans, index_t, index_t, index_t, T, const T*, const T*, T, T*,         \
                         index_t, index_t, index_t);                                                                   \
   template void gemm_strided_batched<T>(Context<Cuda>&, Trans, Trans, index_t, index_t, index_t, T, const T*, index_t, \

@@ -1,4 +1,4 @@
-// kernels/elementwise.cuh -- fill, scale, axpy, add/sub/mul, relu forward/backward, bias add.
+// kernels/elementwise.cuh -- fill, scale, axpy, add/sub/mul, relu forward/backward, bias add, scalar broadcast.
 //
 // Gradient convention (llm.c's, stated once for every kernel family): backward kernels take `accumulate`;
 // with it they add into the gradient buffer (autograd's +=), without it they write and never read it.
@@ -63,6 +63,13 @@ __global__ void add_bias_kernel(T* __restrict__ y, const T* __restrict__ bias, i
   for (index_t i = global_thread(); i < n; i += grid_threads()) y[i] += bias[(i / inner) % channels];
 }
 
+/// y[i] += alpha * s[0]: a device scalar broadcast (the backward of a sum to a rank-0 tensor).
+template <class T>
+__global__ void add_scalar_kernel(T* __restrict__ y, const T* __restrict__ s, T alpha, index_t n) {
+  const T v = alpha * s[0];
+  for (index_t i = global_thread(); i < n; i += grid_threads()) y[i] += v;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Host launchers
 // ---------------------------------------------------------------------------------------------------------
@@ -104,6 +111,14 @@ void add_bias(cudaStream_t s, T* y, const T* bias, index_t outer, index_t channe
   if (n == 0) return;
   launch("add_bias_kernel", add_bias_kernel<T>, {elementwise_grid(n), dim3(kElementwiseThreads), 0, s}, y, bias,
          channels, inner, n);
+}
+
+template <class T>
+void add_scalar(cudaStream_t s, T* y, const T* scalar, T alpha, index_t n) {
+  DISTILL_CHECK(n >= 0, "add_scalar: negative element count ", n);
+  if (n == 0) return;
+  launch("add_scalar_kernel", add_scalar_kernel<T>, {elementwise_grid(n), dim3(kElementwiseThreads), 0, s}, y, scalar,
+         alpha, n);
 }
 
 }  // namespace distill::kernels

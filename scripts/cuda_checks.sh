@@ -5,8 +5,8 @@
 #      reports spilled registers for any kernel, and prints registers/spills of the conv1d kernels;
 #   3. ThreadSanitizer demonstration: tests/cuda/tsan_race_demo.cpp on the SIMT emulator must report a data race
 #      (naming the racy lines) for the kernel with the missing __syncthreads and nothing for the correct kernel;
-#   4. (unless --quick) the whole emulated kernel test suite (tests/test_cuda_emu.cpp) under ThreadSanitizer:
-#      no race in any production kernel.
+#   4. (unless --quick) the whole emulated kernel test suite (tests/test_cuda_emu.cpp) and the fused-loss tests
+#      (tests/test_cuda_losses.cpp: the similarity engine's barriers) under ThreadSanitizer: no race in any kernel.
 # Usage: scripts/cuda_checks.sh [--quick] [work-dir]      (NVCC=/path/to/nvcc to override)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,12 +32,17 @@ if [ ! -x "$NVCC" ]; then
   fail "nvcc not found (set NVCC=/path/to/nvcc)"
 fi
 "$NVCC" --version | tail -1
+# Both architectures compile in the background; each PID is waited on, so a failed compile fails the script.
+declare -A nvcc_pid
 for arch in 80 90; do
+  rm -f "$work/distill_cuda_sm$arch.o"
   "$NVCC" -std=c++20 -O3 -arch=sm_$arch -Xptxas -v --Werror all-warnings -Iinclude -Ikernels \
-    -c kernels/distill_cuda.cu -o "$work/distill_cuda_sm$arch.o" > "$work/ptxas_sm$arch.log" 2>&1 \
-    || { cat "$work/ptxas_sm$arch.log"; fail "nvcc sm_$arch"; } &
+    -c kernels/distill_cuda.cu -o "$work/distill_cuda_sm$arch.o" > "$work/ptxas_sm$arch.log" 2>&1 &
+  nvcc_pid[$arch]=$!
 done
-wait
+for arch in 80 90; do
+  wait "${nvcc_pid[$arch]}" || { cat "$work/ptxas_sm$arch.log"; fail "nvcc sm_$arch"; }
+done
 for arch in 80 90; do
   [ -s "$work/distill_cuda_sm$arch.o" ] || fail "nvcc sm_$arch produced no object"
   # One line per kernel: mangled name, registers, spill stores, spill loads.
@@ -77,17 +82,27 @@ echo "racy kernel:   $(grep -m1 SUMMARY "$work/tsan_bad.log")"
 echo "correct kernel: no report ($(tail -1 "$work/tsan_good.log"))"
 
 if [ "$quick" -eq 0 ]; then
-  step "4. every emulated kernel test under ThreadSanitizer"
+  step "4. the emulated kernel tests and the fused-loss kernels under ThreadSanitizer"
   printf '#include "distill_cuda.cu"\n' > "$work/tsan_lib.cpp"
   flags=(-std=c++20 -O1 -g -fsanitize=thread -DDISTILL_SIMT_EMULATION -Iinclude -Ikernels -Itests)
-  $CXX "${flags[@]}" -c "$work/tsan_lib.cpp" -o "$work/tsan_lib.o" &
-  $CXX "${flags[@]}" -c tests/test_cuda_emu.cpp -o "$work/tsan_test.o" &
-  $CXX "${flags[@]}" -c tests/catch_main.cpp -o "$work/tsan_main.o" &
-  wait
+  # test_cuda_losses also runs the Cpu losses (the reference): Eigen and OpenMP (one thread) for that part.
+  loss_flags=(-isystem /usr/include/eigen3 -fopenmp)
+  pids=()
+  $CXX "${flags[@]}" -c "$work/tsan_lib.cpp" -o "$work/tsan_lib.o" & pids+=($!)
+  $CXX "${flags[@]}" -c tests/test_cuda_emu.cpp -o "$work/tsan_test.o" & pids+=($!)
+  for pid in "${pids[@]}"; do wait "$pid" || fail "compiling the emulated test suite with -fsanitize=thread"; done
+  pids=()
+  $CXX "${flags[@]}" -c tests/catch_main.cpp -o "$work/tsan_main.o" & pids+=($!)
+  $CXX "${flags[@]}" "${loss_flags[@]}" -c tests/test_cuda_losses.cpp -o "$work/tsan_losses.o" & pids+=($!)
+  for pid in "${pids[@]}"; do wait "$pid" || fail "compiling the emulated test suite with -fsanitize=thread"; done
   $CXX -fsanitize=thread "$work/tsan_lib.o" "$work/tsan_test.o" "$work/tsan_main.o" -o "$work/test_cuda_emu_tsan" -pthread
-  TSAN_OPTIONS="halt_on_error=1 exitcode=66" "$work/test_cuda_emu_tsan" > "$work/tsan_suite.log" 2>&1 \
-    || { tail -60 "$work/tsan_suite.log"; fail "the emulated kernel tests under ThreadSanitizer"; }
-  tail -2 "$work/tsan_suite.log"
+  $CXX -fsanitize=thread -fopenmp "$work/tsan_lib.o" "$work/tsan_losses.o" "$work/tsan_main.o" \
+    -o "$work/test_cuda_losses_tsan" -pthread
+  for t in test_cuda_emu test_cuda_losses; do
+    TSAN_OPTIONS="halt_on_error=1 exitcode=66" OMP_NUM_THREADS=1 "$work/${t}_tsan" > "$work/tsan_$t.log" 2>&1 \
+      || { tail -60 "$work/tsan_$t.log"; fail "$t under ThreadSanitizer"; }
+    echo "$t: $(tail -2 "$work/tsan_$t.log" | head -1)"
+  done
 fi
 
 step "all CUDA checks passed"

@@ -535,7 +535,10 @@ BnRef ref_bn_train(index_t B, index_t C, index_t L, const std::vector<T>& x, con
 
 TEST_CASE("batch norm training and evaluation, forward and backward", "[cuda][batchnorm]") {
   const double eps = 1e-5, momentum = 0.1;
-  for (auto [B, C, L] : {std::tuple<index_t, index_t, index_t>{1, 1, 2}, {2, 3, 5}, {4, 2, 1}, {3, 5, 33}}) {
+  // Up to 2048 values per channel one warp reduces a channel (8 per block; C = 5 and 11 leave warps idle), above
+  // that a whole block does (B3 C3 L700).
+  for (auto [B, C, L] : {std::tuple<index_t, index_t, index_t>{1, 1, 2}, {2, 3, 5}, {4, 2, 1}, {3, 5, 33}, {2, 11, 9},
+                         {3, 3, 700}}) {
     SECTION(cat("B", B, " C", C, " L", L)) {
       const std::size_t n = static_cast<std::size_t>(B * C * L), nc = static_cast<std::size_t>(C);
       const dc::BatchNormShape s{B, C, L};

@@ -1,6 +1,8 @@
 // distill/core/device_ops.hpp -- the handful of device primitives the autograd engine itself needs.
 //
-// DeviceOps<D> is specialised per device: Cpu here, Cuda in include/distill/cuda/device_ops.hpp. Ops proper live in ops/.
+// DeviceOps<D> is specialised per device: Cpu here, Cuda in include/distill/cuda/device_ops.hpp (included at the end,
+// so every op sees both; it is plain C++ that only declares the CUDA entry points: a TU links the CUDA library only
+// if it instantiates something for the Cuda device). Ops proper live in ops/.
 #pragma once
 
 #include <cstring>
@@ -39,3 +41,5 @@ struct DeviceOps<Cpu> {
 };
 
 }  // namespace distill
+
+#include "distill/cuda/device_ops.hpp"  // DeviceOps<Cuda>, Context<Cuda>, to_device / to_host

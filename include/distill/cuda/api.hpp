@@ -24,6 +24,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "distill/core/device.hpp"
 #include "distill/core/shape.hpp"
@@ -123,6 +124,9 @@ void relu_backward(Context<Cuda>& ctx, T* dx, const T* y, const T* dy, index_t n
 /// y[o, c, i] += bias[c] for y of shape [outer, channels, inner] (Linear: inner = 1).
 template <Real T>
 void add_bias(Context<Cuda>& ctx, T* y, const T* bias, index_t outer, index_t channels, index_t inner);
+/// y[i] += alpha * scalar[0] for a device scalar (the backward of a sum to a rank-0 tensor).
+template <Real T>
+void add_scalar(Context<Cuda>& ctx, T* y, const T* scalar, T alpha, index_t n);
 
 // ------------------------------------------------------------------------------------------------------------
 // Reductions (deterministic; accumulated in double)
@@ -139,6 +143,159 @@ void sum_axis0(Context<Cuda>& ctx, const T* x, index_t rows, index_t cols, T* ou
 /// out[i] (+)= alpha * sum_j x[i, j] for x [rows, cols]: reduce the last axis (one warp per row).
 template <Real T>
 void sum_axis1(Context<Cuda>& ctx, const T* x, index_t rows, index_t cols, T* out, T alpha, bool accumulate);
+
+// ------------------------------------------------------------------------------------------------------------
+// Row-wise over x [rows, cols] (one warp per row; sums in double): softmax, log-softmax, L2 normalisation
+// ------------------------------------------------------------------------------------------------------------
+/// y = softmax(x) per row (max-shifted). cols >= 1 unless rows == 0.
+template <Real T>
+void softmax_rows(Context<Cuda>& ctx, const T* x, T* y, index_t rows, index_t cols);
+/// y = x - logsumexp(x) per row.
+template <Real T>
+void log_softmax_rows(Context<Cuda>& ctx, const T* x, T* y, index_t rows, index_t cols);
+/// dx (+)= y * (dy - <y, dy>) per row, from the forward output y.
+template <Real T>
+void softmax_rows_backward(Context<Cuda>& ctx, const T* y, const T* dy, T* dx, index_t rows, index_t cols,
+                           bool accumulate);
+/// dx (+)= dy - exp(y) * sum(dy) per row, from the forward output y.
+template <Real T>
+void log_softmax_rows_backward(Context<Cuda>& ctx, const T* y, const T* dy, T* dx, index_t rows, index_t cols,
+                               bool accumulate);
+/// y = x / max(||x||, eps) per row; norms [rows] = ||x|| (PyTorch's F.normalize).
+template <Real T>
+void l2_normalize_rows(Context<Cuda>& ctx, const T* x, T* y, T* norms, index_t rows, index_t cols, double eps);
+/// dx (+)= (dy - y <y, dy>) / norm where norm > eps, else dy / eps.
+template <Real T>
+void l2_normalize_rows_backward(Context<Cuda>& ctx, const T* y, const T* norms, const T* dy, T* dx, index_t rows,
+                                index_t cols, double eps, bool accumulate);
+
+// ------------------------------------------------------------------------------------------------------------
+// Losses of the core ops (fused per row; the loss is a device scalar, the backward reads the upstream gradient
+// `grad_out` from device memory, so nothing waits for the host)
+// ------------------------------------------------------------------------------------------------------------
+/// Cross-entropy of logits x [rows, cols] with hard labels (int32, in [0, cols), checked by the caller) or soft
+/// targets p [rows, cols] (exactly one of them non-null): writes lse [rows] and *out = alpha * sum_r loss_r.
+template <Real T>
+void cross_entropy_forward(Context<Cuda>& ctx, const T* x, const std::int32_t* labels, const T* p, index_t rows,
+                           index_t cols, T* lse, T* out, double alpha);
+/// dx (+)= s (exp(x - lse) - onehot) [hard] or s (sum(p) exp(x - lse) - p) [soft]; dp (+)= -s (x - lse) [soft];
+/// s = alpha * grad_out[0]. dx and dp may be null.
+template <Real T>
+void cross_entropy_backward(Context<Cuda>& ctx, const T* x, const std::int32_t* labels, const T* p, const T* lse,
+                            const T* grad_out, T alpha, T* dx, T* dp, index_t rows, index_t cols, bool accumulate);
+/// *out = alpha * sum (a - b)^2 over n elements (fixed per-block partials in double).
+template <Real T>
+void squared_error_sum(Context<Cuda>& ctx, const T* a, const T* b, index_t n, T* out, double alpha);
+/// da += k g (a - b), db -= k g (a - b) with g = grad_out[0]; either may be null; da may equal db.
+template <Real T>
+void squared_error_backward(Context<Cuda>& ctx, const T* a, const T* b, const T* grad_out, T k, T* da, T* db,
+                            index_t n);
+
+// ------------------------------------------------------------------------------------------------------------
+// Fused contrastive and distillation losses (docs/losses.md for the maths, docs/cuda.md for the kernels)
+// ------------------------------------------------------------------------------------------------------------
+/// S = scale * rows cols^T, never stored (kernels/similarity.cuh: row-owner, flash-style, no atomics); for the
+/// soft-KL form also Y = scale * teacher_rows teacher_cols^T. exclude_diagonal drops j == i (square only).
+/// fixed_shift: |S| <= shift is known (unit rows), so no running maximum is needed.
+template <Real T>
+struct Similarity {
+  const T* rows = nullptr;
+  const T* cols = nullptr;
+  index_t n_rows = 0, n_cols = 0, dim = 0;
+  const T* teacher_rows = nullptr;
+  const T* teacher_cols = nullptr;
+  index_t teacher_dim = 0;
+  double scale = 1;
+  bool exclude_diagonal = false;
+  bool fixed_shift = false;
+  double shift = 0;
+  int splits = 0;  // column ranges per row tile (a fixed-order combine merges them); 0 = by shape
+};
+/// The same similarity with rows and columns swapped (S^T), for the column-owner passes.
+template <Real T>
+Similarity<T> transposed(Similarity<T> s) {
+  std::swap(s.rows, s.cols);
+  std::swap(s.n_rows, s.n_cols);
+  std::swap(s.teacher_rows, s.teacher_cols);
+  return s;
+}
+/// Per row i of S: lse [n_rows] = log sum_{allowed j} exp S_ij (-inf without an allowed column). Soft-KL form
+/// also teacher_lse (of Y) and cross = sum_j softmax(Y_i)_j (Y_ij - S_ij). All double.
+template <Real T>
+void similarity_stats(Context<Cuda>& ctx, const Similarity<T>& s, double* lse, double* teacher_lse, double* cross);
+/// Coefficients of the backward (double, device): row side (alpha_i and the row statistics) and column side.
+struct SimilarityCoefficients {
+  const double* row_coef = nullptr;
+  const double* row_lse = nullptr;
+  const double* row_teacher_lse = nullptr;
+  const double* col_coef = nullptr;
+  const double* col_lse = nullptr;
+  const double* col_teacher_lse = nullptr;
+};
+/// grad_rows [n_rows, dim] (+)= alpha * W cols with, over the allowed (i, j),
+///   W_ij = row_coef_i exp(S_ij - row_lse_i) + col_coef_j exp(S_ij - col_lse_j)                        (contrastive)
+///   W_ij = row_coef_i (exp(S_ij - row_lse_i) - exp(Y_ij - row_teacher_lse_i)) + col_coef_j (...)      (soft KL)
+template <Real T>
+void similarity_backward(Context<Cuda>& ctx, const Similarity<T>& s, const SimilarityCoefficients& c, T alpha,
+                         T* grad_rows, bool accumulate);
+
+/// out [classes, dim] (double) = per-class sums of the rows of z (optionally weighted), members of class c at
+/// members[offsets[c] .. offsets[c+1]) summed in that order.
+template <Real T>
+void class_sums(Context<Cuda>& ctx, const T* z, index_t dim, const std::int32_t* offsets, const std::int32_t* members,
+                index_t classes, const double* row_weight, double* out);
+/// ell_i = lse_i - scale a_i.(C_{cls_i} - b_i) / npos_i (0 if npos_i == 0), wl_i = (w_i or 1) ell_i.
+template <Real T>
+void contrastive_row_loss(Context<Cuda>& ctx, const T* a, const T* b, index_t n, index_t dim, const double* class_sums,
+                          const std::int32_t* cls, const std::int32_t* npos, const double* lse, double scale,
+                          const T* weights, double* ell, double* weighted_ell);
+/// out_i = (grad_out[0] or 1) * c0 * (factor_i or 1) * (weights_i or 1).
+template <Real T>
+void row_coefficients(Context<Cuda>& ctx, const T* grad_out, double c0, const double* factor, const T* weights,
+                      index_t n, double* out);
+/// h_i += k g [(C ? beta_i (C_c - b_i) : 0) + (W ? W_c - beta_i a_i : 0)], c = cls_i, g = grad_out[0].
+template <Real T>
+void contrastive_positive_grad(Context<Cuda>& ctx, T* h, index_t n, index_t dim, const std::int32_t* cls,
+                               const double* beta, const double* C, const T* b, const double* W, const T* a,
+                               const T* grad_out, double k);
+/// out_i = alpha a_i . b_i (double).
+template <Real T>
+void rows_dot(Context<Cuda>& ctx, const T* a, const T* b, index_t n, index_t dim, double alpha, double* out);
+/// out_i = ca a_i + cb b_i + cc c_i (b, c may be null).
+void combine_rows(Context<Cuda>& ctx, const double* a, double ca, const double* b, double cb, const double* c,
+                  double cc, index_t n, double* out);
+/// MoCo: lse_i = logaddexp(lse_neg_i, pos_i), ell_i = lse_i - pos_i.
+void moco_rows(Context<Cuda>& ctx, const double* lse_neg, const double* pos, index_t n, double* lse, double* ell);
+/// c_i = k g (exp(pos_i - lse_i) - 1): hq_i += c_i k_i, hk_i += c_i q_i (either may be null).
+template <Real T>
+void moco_positive_grad(Context<Cuda>& ctx, const T* q, const T* k, index_t n, index_t dim, const double* pos,
+                        const double* lse, const T* grad_out, double coef, T* hq, T* hk);
+/// kl_i = cross_i - lse_y_i + lse_x_i (0 where lse_x is -inf), wkl_i = (w_i or 1) kl_i.
+template <Real T>
+void soft_kl_rows(Context<Cuda>& ctx, const double* lse_x, const double* lse_y, const double* cross, const T* weights,
+                  index_t n, double* kl, double* wkl);
+/// y_i += c0 g x_i (x double).
+template <Real T>
+void add_scaled_rows(Context<Cuda>& ctx, T* y, const double* x, const T* grad_out, double c0, index_t n);
+/// y (+)= alpha g x, g = grad_out[0] (y may be x when not accumulating).
+template <Real T>
+void axpy_scaled(Context<Cuda>& ctx, T* y, const T* x, const T* grad_out, T alpha, index_t n, bool accumulate);
+/// *out = alpha * sum of n doubles, in order.
+template <Real T>
+void sum_doubles(Context<Cuda>& ctx, const double* x, index_t n, T* out, double alpha);
+/// KD-KL per row of s, t [rows, cols] at inverse temperature inv_t: kl_rows (double); ds = grad_scale (q - p) and
+/// dt = grad_scale p (log p - log q - KL) written in the same kernel (either may be null).
+template <Real T>
+void kd_kl(Context<Cuda>& ctx, const T* s, const T* t, index_t rows, index_t cols, double inv_t, double grad_scale,
+           double* kl_rows, T* ds, T* dt);
+/// rows_i = ||n(a_i) - n(b_i)||^2 (double; n = F.normalize with eps).
+template <Real T>
+void normalized_mse_forward(Context<Cuda>& ctx, const T* a, const T* b, index_t n, index_t dim, double eps,
+                            double* rows);
+/// da += d/da, db += d/db of g sum_i rows_i (either may be null).
+template <Real T>
+void normalized_mse_backward(Context<Cuda>& ctx, const T* a, const T* b, index_t n, index_t dim, double eps,
+                             const T* grad_out, T* da, T* db);
 
 // ------------------------------------------------------------------------------------------------------------
 // Global average pooling over time: [B, C, L] -> [B, C]
@@ -233,9 +390,13 @@ struct AdamConfig {
   bool decoupled_weight_decay = false;  // true: AdamW
   std::int64_t step = 1;                // 1-based step count after this update (bias corrections)
 };
+/// Adam / AdamW in cpu::adam_update's order of operations. amsgrad: pass max_exp_avg_sq (else null).
 template <Real T>
 void adam_step(Context<Cuda>& ctx, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, index_t n,
-               const AdamConfig& c);
+               const AdamConfig& c, T* max_exp_avg_sq = nullptr);
+/// target = momentum * target + (1 - momentum) * source (momentum encoders); momentum 0 copies exactly.
+template <Real T>
+void ema_update(Context<Cuda>& ctx, T* target, const T* source, index_t n, double momentum);
 
 // ------------------------------------------------------------------------------------------------------------
 // GEMM through cuBLAS, in distill's row-major terms (the column-major mapping lives in kernels/gemm.cuh):

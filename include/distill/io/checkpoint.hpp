@@ -27,6 +27,7 @@
 // truncated, has extra bytes, a wrong magic or version, or a payload whose checksum differs; load_module()
 // refuses a missing tensor, a dtype, rank or shape mismatch (naming the tensor and both shapes) and, when
 // strict, a tensor in the file that the module does not have. Every message names the file.
+// Cuda modules and optimizers are saved and loaded through host copies on their first parameter's context.
 #pragma once
 
 #include <fcntl.h>
@@ -134,7 +135,41 @@ inline bool write_all(int fd, const unsigned char* p, std::size_t n) {
 template <class Tn>
 void require_host(const Tn&) {
   static_assert(std::is_same_v<typename Tn::device_type, Cpu>,
-                "checkpoint: tensors are read and written on the host; copy Cuda tensors to a Cpu tensor first.");
+                "checkpoint: this call reads or writes host memory; a bare Cuda tensor has no context to copy it "
+                "with: use put(ctx, name, tensor), put the Var or load_module, or copy it to a Cpu tensor first.");
+}
+template <class Tn>
+inline constexpr bool on_cuda = std::is_same_v<typename std::remove_cvref_t<Tn>::device_type, Cuda>;
+/// The context of a module's first Cuda parameter (device tensors of a module travel through it), or null.
+template <class M>
+Context<Cuda>* cuda_context_of(M& m) {
+  Context<Cuda>* ctx = nullptr;
+  m.for_each_parameter([&](std::string_view, auto& v) {
+    if constexpr (on_cuda<decltype(v.value())>)
+      if (!ctx) ctx = &v.ctx();
+  });
+  return ctx;
+}
+/// Where a planned load writes: host memory (ctx null) or device memory through ctx. The function pointers are
+/// taken only where a Cuda destination is seen, so Cpu-only programs never reference the CUDA library.
+struct Destination {
+  Context<Cuda>* ctx = nullptr;
+  void (*upload)(Context<Cuda>&, void*, const void*, std::size_t) = nullptr;
+  void (*wait)(Context<Cuda>&) = nullptr;
+};
+template <class Tn>
+Destination destination_of(Context<Cuda>* ctx) {
+  if constexpr (on_cuda<Tn>)
+    return Destination{ctx,
+                       [](Context<Cuda>& c, void* d, const void* h, std::size_t n) { cuda::copy_to_device(c, d, h, n); },
+                       [](Context<Cuda>& c) { cuda::synchronize(c); }};
+  else
+    return Destination{};
+}
+inline Context<Cuda>& require_context(Context<Cuda>* ctx, std::string_view name) {
+  DISTILL_CHECK(ctx != nullptr, "checkpoint: Cuda tensor '", name, "' has no context to copy it with (a module ",
+                "or optimizer without Cuda parameters)");
+  return *ctx;
 }
 }  // namespace ckpt_detail
 
@@ -173,23 +208,43 @@ public:
       entries_.push_back(std::move(e));
     }
   }
+  /// A device tensor: stored through a host copy (waits for ctx's stream).
+  template <class T, std::size_t R>
+  void put(Context<Cuda>& ctx, const std::string& name, const Tensor<T, R, Cuda>& t) {
+    put(name, to_host(ctx, t));
+  }
   template <class T, std::size_t R, class D>
   void put(const std::string& name, const Var<T, R, D>& v) {
-    put(name, v.value());
+    if constexpr (std::is_same_v<D, Cuda>)
+      put(v.ctx(), name, v.value());
+    else
+      put(name, v.value());
   }
 
-  /// Every parameter and buffer of a module, named "<prefix>.<name>".
+  /// Every parameter and buffer of a module, named "<prefix>.<name>" (Cuda modules through host copies).
   template <class Module>
   void put_module(const Module& m, std::string_view prefix = {}) {
-    m.for_each_parameter([&](std::string_view name, const auto& var) { put(ckpt_detail::joined(prefix, name), var.value()); });
+    m.for_each_parameter([&](std::string_view name, const auto& var) { put(ckpt_detail::joined(prefix, name), var); });
     if constexpr (requires { m.for_each_buffer([](std::string_view, const auto&) {}); })
-      m.for_each_buffer([&](std::string_view name, const auto& t) { put(ckpt_detail::joined(prefix, name), t); });
+      m.for_each_buffer([&](std::string_view name, const auto& t) {
+        const std::string full = ckpt_detail::joined(prefix, name);
+        if constexpr (ckpt_detail::on_cuda<decltype(t)>)
+          put(ckpt_detail::require_context(ckpt_detail::cuda_context_of(m), full), full, t);
+        else
+          put(full, t);
+      });
   }
 
   /// An optimizer's state (step counters, moment buffers), named "<prefix>.<i>.<buffer>".
   template <class Optimizer>
   void put_optimizer(Optimizer& opt, std::string_view prefix = "optimizer") {
-    opt.for_each_state([&](std::string_view name, auto& t) { put(ckpt_detail::joined(prefix, name), t); });
+    opt.for_each_state([&](std::string_view name, auto& t) {
+      const std::string full = ckpt_detail::joined(prefix, name);
+      if constexpr (ckpt_detail::on_cuda<decltype(t)>)
+        put(ckpt_detail::require_context(optimizer_context(opt), full), full, t);
+      else
+        put(full, t);
+    });
     Tensor<double, 0, Cpu> lr(Shape<0>{});
     lr[0] = opt.lr();
     put(ckpt_detail::joined(prefix, "lr"), lr);
@@ -242,33 +297,47 @@ public:
   /// Restore every parameter and buffer of a module from "<prefix>.<name>". Everything is validated before
   /// anything is written, so a refused load leaves the module unchanged. strict: the file may not hold other
   /// tensors under the prefix.
+  /// Cuda modules are written by uploads on the context of their first Cuda parameter.
   template <class Module>
   void load_module(Module& m, std::string_view prefix = {}, bool strict = true) const {
     std::vector<std::pair<const Entry*, void*>> plan;
+    std::vector<ckpt_detail::Destination> device;  // per plan entry
+    Context<Cuda>* ctx = nullptr;
     auto visit = [&](std::string_view name, auto& t) {
-      ckpt_detail::require_host(t);
       const std::string full = ckpt_detail::joined(prefix, name);
       plan.emplace_back(&checked_for(full, t), static_cast<void*>(t.data()));
+      if constexpr (ckpt_detail::on_cuda<decltype(t)>) {
+        if (!ctx) ctx = ckpt_detail::cuda_context_of(m);
+        device.push_back(ckpt_detail::destination_of<decltype(t)>(&ckpt_detail::require_context(ctx, full)));
+      } else {
+        device.emplace_back();
+      }
     };
     m.for_each_parameter([&](std::string_view name, auto& var) { visit(name, var.value()); });
     if constexpr (requires { m.for_each_buffer([](std::string_view, auto&) {}); }) m.for_each_buffer(visit);
     if (strict) check_all_used(plan, prefix, "the module");
-    for (auto& [e, dst] : plan)
-      if (!e->bytes.empty()) std::memcpy(dst, e->bytes.data(), e->bytes.size());
+    write_plan(plan, device);
   }
 
   /// Restore an optimizer's state (written by put_optimizer with the same prefix) and its learning rate.
   template <class Optimizer>
   void load_optimizer(Optimizer& opt, std::string_view prefix = "optimizer") const {
     std::vector<std::pair<const Entry*, void*>> plan;
+    std::vector<ckpt_detail::Destination> device;
     opt.for_each_state([&](std::string_view name, auto& t) {
-      plan.emplace_back(&checked_for(ckpt_detail::joined(prefix, name), t), static_cast<void*>(t.data()));
+      const std::string full = ckpt_detail::joined(prefix, name);
+      plan.emplace_back(&checked_for(full, t), static_cast<void*>(t.data()));
+      if constexpr (ckpt_detail::on_cuda<decltype(t)>)
+        device.push_back(
+            ckpt_detail::destination_of<decltype(t)>(&ckpt_detail::require_context(optimizer_context(opt), full)));
+      else
+        device.emplace_back();
     });
     const auto lr = get<double, 0>(ckpt_detail::joined(prefix, "lr"));
     plan.emplace_back(&entry<double, 0>(ckpt_detail::joined(prefix, "lr")), nullptr);
+    device.emplace_back();
     check_all_used(plan, prefix, std::string("the ") + opt.name() + " optimizer");
-    for (auto& [e, dst] : plan)
-      if (dst && !e->bytes.empty()) std::memcpy(dst, e->bytes.data(), e->bytes.size());
+    write_plan(plan, device);
     opt.set_lr(lr[0]);
   }
 
@@ -437,7 +506,38 @@ public:
   }
 
 private:
-  std::string where() const { return path_.empty() ? std::string("(in memory)") : "'" + path_.string() + "'"; }
+  std::string where() const {
+    if (path_.empty()) return "(in memory)";
+    std::string s(1, '\'');  // (appends, not "'" + string: GCC 12 reports a false -Wrestrict for that at -O3)
+    s += path_.string();
+    s += '\'';
+    return s;
+  }
+
+  /// Copies the planned entries into their destinations (host memcpy, or an upload on the given context).
+  static void write_plan(const std::vector<std::pair<const Entry*, void*>>& plan,
+                         const std::vector<ckpt_detail::Destination>& device) {
+    const ckpt_detail::Destination* last = nullptr;
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      const auto& [e, dst] = plan[i];
+      if (!dst || e->bytes.empty()) continue;
+      if (device[i].ctx) {
+        device[i].upload(*device[i].ctx, dst, e->bytes.data(), e->bytes.size());
+        last = &device[i];
+      } else {
+        std::memcpy(dst, e->bytes.data(), e->bytes.size());
+      }
+    }
+    if (last) last->wait(*last->ctx);  // the uploads read host memory owned by this checkpoint
+  }
+  /// The context of an optimizer's first parameter when it updates Cuda parameters, else null.
+  template <class Optimizer>
+  static Context<Cuda>* optimizer_context(Optimizer& opt) {
+    if constexpr (std::is_same_v<typename Optimizer::device_type, Cuda>)
+      return opt.params().empty() ? nullptr : &opt.params()[0].ctx();
+    else
+      return nullptr;
+  }
 
   template <class Tn>
   const Entry& checked_for(const std::string& name, const Tn& dst) const {

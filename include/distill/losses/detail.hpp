@@ -34,18 +34,37 @@ inline Classes compact_labels(std::span<const int> labels) {
   return c;
 }
 
-/// Per-class sums of the rows of e (double, row stride e.dp), optionally weighted per row.
+/// Per-class sums of the rows of e (double, row stride e.dp), optionally weighted per row. Parallel over
+/// classes; each class adds its rows in row order (deterministic).
 template <class T>
-std::vector<double> class_sums(const cpu::fused::Emb<T>& e, const Classes& c, const double* weight = nullptr) {
-  std::vector<double> s(c.count.size() * static_cast<std::size_t>(e.dp), 0.0);
-  for (index_t i = 0; i < e.n; ++i) {
-    const double w = weight ? weight[i] : 1.0;
-    if (w == 0.0) continue;
-    double* si = s.data() + c.id[i] * e.dp;
-    const T* zi = e.row(i);
-    for (index_t k = 0; k < e.d; ++k) si[k] += w * double(zi[k]);
+std::vector<double> class_sums(int threads, const cpu::fused::Emb<T>& e, const Classes& c,
+                               const double* weight = nullptr) {
+  const index_t C = index_t(c.count.size()), dp = e.dp, d = e.d;
+  std::vector<index_t> start(static_cast<std::size_t>(C + 1), 0), rows(static_cast<std::size_t>(e.n));
+  for (index_t k = 0; k < C; ++k) start[k + 1] = start[k] + c.count[k];
+  {
+    std::vector<index_t> fill(start.begin(), start.end() - 1);
+    for (index_t i = 0; i < e.n; ++i) rows[fill[c.id[i]]++] = i;
+  }
+  std::vector<double> s(static_cast<std::size_t>(C * dp), 0.0);
+  const int nt = static_cast<int>(std::clamp<index_t>(e.n * d / 32768, 1, std::max(threads, 1)));
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (index_t k = 0; k < C; ++k) {
+    double* sk = s.data() + k * dp;
+    for (index_t q = start[k]; q < start[k + 1]; ++q) {
+      const index_t i = rows[q];
+      const double w = weight ? weight[i] : 1.0;
+      if (w == 0.0) continue;
+      const T* zi = e.row(i);
+      for (index_t x = 0; x < d; ++x) sk[x] += w * double(zi[x]);
+    }
   }
   return s;
+}
+
+/// Threads for an O(rows * dim) loop.
+inline int row_threads(int threads, index_t rows, index_t dim) {
+  return static_cast<int>(std::clamp<index_t>(rows * dim / 32768, 1, std::max(threads, 1)));
 }
 
 /// Dot product of row i of e with a double vector (first d entries).

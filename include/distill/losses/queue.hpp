@@ -7,6 +7,7 @@
 #include "distill/core/error.hpp"
 #include "distill/core/rng.hpp"
 #include "distill/core/tensor.hpp"
+#include "distill/cuda/device_ops.hpp"
 
 namespace distill::losses {
 
@@ -14,6 +15,7 @@ namespace distill::losses {
 /// normalised keys; already normalised keys are unchanged up to rounding) and writes it over the oldest slot
 /// once the queue is full. contents() is a view of the filled slots in storage order: the order does not
 /// matter to a loss (a softmax over a set), and no copy is made. ordered() copies them oldest first.
+/// Queue<T, Cuda> keeps its rows in device memory (constructed from a Context<Cuda>, which it uses for enqueue()).
 template <class T, class D = Cpu>
 class Queue {
   static_assert(std::is_floating_point_v<T>, "losses::Queue<T>: T must be float or double.");
@@ -35,6 +37,25 @@ public:
     Tensor<T, 2, D> keys(Shape<2>{capacity, dim});
     for (auto& v : keys) v = static_cast<T>(rng.normal());
     q.enqueue(keys);
+    return q;
+  }
+
+  /// An empty device queue (size() == 0) for keys of length `dim`; `ctx` must outlive it.
+  Queue(Context<Cuda>& ctx, index_t capacity, index_t dim)
+    requires std::is_same_v<D, Cuda>
+      : ctx_(&ctx) {
+    DISTILL_CHECK(capacity >= 1 && dim >= 1, "Queue: capacity and dim must be >= 1, got capacity ", capacity,
+                  " and dim ", dim);
+    buf_ = ctx.zeros<T, 2>(Shape<2>{capacity, dim});
+  }
+  /// A full device queue of random unit keys, the same draws as the Cpu queue's random().
+  static Queue random(Context<Cuda>& ctx, index_t capacity, index_t dim, CounterRng& rng)
+    requires std::is_same_v<D, Cuda>
+  {
+    Queue q(ctx, capacity, dim);
+    Tensor<T, 2, Cpu> keys(Shape<2>{capacity, dim});
+    for (auto& v : keys) v = static_cast<T>(rng.normal());
+    q.enqueue(to_device(ctx, keys));
     return q;
   }
 
@@ -66,10 +87,38 @@ public:
     }
   }
 
+  /// Device queue: the same, rows normalised on the device (l2_normalize_rows into the ring's slots).
+  void enqueue(const Tensor<T, 2, D>& keys)
+    requires std::is_same_v<D, Cuda>
+  {
+    DISTILL_CHECK(buf_.defined(), "Queue::enqueue: the queue was default-constructed (no capacity)");
+    DISTILL_CHECK(keys.extent(1) == dim(), "Queue::enqueue: keys of shape ", to_string(keys.shape()),
+                  " for a queue of dim ", dim(), " (expected [B, ", dim(), "])");
+    const index_t B = keys.extent(0), d = dim(), first = std::max<index_t>(0, B - capacity());
+    auto norms = ctx_->empty<T, 1>(Shape<1>{std::max<index_t>(B - first, 1)});
+    for (index_t r = first; r < B;) {  // at most two contiguous runs: up to the end of the ring, then from slot 0
+      const index_t run = std::min(B - r, capacity() - head_);
+      cuda::l2_normalize_rows<T>(*ctx_, keys.data() + r * d, buf_.data() + head_ * d, norms.data(), run, d, 1e-12);
+      r += run;
+      head_ = (head_ + run) % capacity();
+      size_ = std::min(size_ + run, capacity());
+    }
+  }
+
   /// The filled slots [size, dim], in storage order, sharing the queue's storage.
   Tensor<T, 2, D> contents() const { return buf_.slice0(0, size_); }
 
   /// A copy of the filled rows, oldest first.
+  Tensor<T, 2, D> ordered() const
+    requires std::is_same_v<D, Cuda>
+  {
+    auto out = ctx_->empty<T, 2>(Shape<2>{size_, dim()});
+    const index_t start = full() ? head_ : 0, tail = size_ - (capacity() - start) > 0 ? size_ - (capacity() - start) : 0;
+    const std::size_t row = sizeof(T) * static_cast<std::size_t>(dim());
+    cuda::copy_on_device(*ctx_, out.data(), buf_.data() + start * dim(), row * static_cast<std::size_t>(size_ - tail));
+    cuda::copy_on_device(*ctx_, out.data() + (size_ - tail) * dim(), buf_.data(), row * static_cast<std::size_t>(tail));
+    return out;
+  }
   Tensor<T, 2, D> ordered() const
     requires std::is_same_v<D, Cpu>
   {
@@ -82,6 +131,7 @@ public:
 
 private:
   Tensor<T, 2, D> buf_;
+  Context<Cuda>* ctx_ = nullptr;  // device queues only
   index_t size_ = 0;
   index_t head_ = 0;
 };

@@ -3,6 +3,7 @@
 // torch.nn.BatchNorm1d(C) semantics: parameters "weight" (gamma, ones) and "bias" (beta, zeros), buffers
 // "running_mean" (zeros) and "running_var" (ones). Training mode normalises with the batch statistics and
 // updates the running ones (momentum 0.1 by default); eval mode (module.eval()) uses the running statistics.
+// On the Cuda device parameters and buffers live in device memory (initialised on the host, then uploaded).
 #pragma once
 
 #include "distill/nn/module.hpp"
@@ -25,8 +26,8 @@ public:
   explicit BatchNorm1d(Context<D>& ctx)
       : weight_(detail::make_parameter(ctx, Tensor<T, 1, Cpu>::full(Shape<1>{C}, T(1)))),
         bias_(detail::make_parameter(ctx, Tensor<T, 1, Cpu>::zeros(Shape<1>{C}))),
-        running_mean_(Tensor<T, 1, Cpu>::zeros(Shape<1>{C})),
-        running_var_(Tensor<T, 1, Cpu>::full(Shape<1>{C}, T(1))) {}
+        running_mean_(detail::make_buffer(ctx, Tensor<T, 1, Cpu>::zeros(Shape<1>{C}))),
+        running_var_(detail::make_buffer(ctx, Tensor<T, 1, Cpu>::full(Shape<1>{C}, T(1)))) {}
 
   template <std::size_t R>
   Var<T, R, D> forward(const Var<T, R, D>& x) {

@@ -156,6 +156,25 @@ inline std::string join(std::string_view prefix, std::string_view name) {
 }
 }  // namespace detail
 
+namespace detail {
+/// The context of a module's first Cuda parameter, or null (a Cpu module, or one without parameters). Device
+/// buffers (BatchNorm running statistics) are copied on this context's stream.
+template <class M>
+Context<Cuda>* cuda_context_of(M& m) {
+  Context<Cuda>* ctx = nullptr;
+  m.for_each_parameter([&](std::string_view, auto& v) {
+    if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(v)>::device_type, Cuda>)
+      if (!ctx) ctx = &v.ctx();
+  });
+  return ctx;
+}
+inline Context<Cuda>& require_cuda_context(Context<Cuda>* ctx, const char* what) {
+  DISTILL_CHECK(ctx != nullptr, what, ": a module with Cuda buffers but no Cuda parameter has no context to copy "
+                "them with");
+  return *ctx;
+}
+}  // namespace detail
+
 template <class Derived>
 class Module {
 public:
@@ -192,7 +211,8 @@ public:
   }
 
   /// Copy the values of every parameter and buffer of `other` (same type) into this module. Nothing is
-  /// shared afterwards; gradients, requires_grad flags and the training mode are left as they are.
+  /// shared afterwards; gradients, requires_grad flags and the training mode are left as they are. On the Cuda
+  /// device the copies run on this module's stream (after `other`'s context has finished its queued work).
   void copy_from(const Derived& other) {
     std::vector<std::pair<const void*, std::size_t>> src;
     auto collect = [&](std::string_view, const auto& x) {
@@ -202,12 +222,23 @@ public:
     other.for_each_parameter(collect);
     other.for_each_buffer(collect);
     std::size_t i = 0;
+    bool synced = false;
     auto paste = [&](std::string_view name, auto& x) {
       auto& t = tensor_of(x);
       const std::size_t bytes = sizeof(*t.data()) * static_cast<std::size_t>(t.numel());
       DISTILL_CHECK(i < src.size() && src[i].second == bytes, "copy_from: '", name, "' of ",
                     type_name_of<Derived>().c_str(), " differs in size between the two modules");
-      if (bytes) std::memmove(t.data(), src[i].first, bytes);
+      if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(t)>::device_type, Cuda>) {
+        Context<Cuda>& dst_ctx = detail::require_cuda_context(detail::cuda_context_of(derived()), "copy_from");
+        if (!synced) {  // the source's queued work (another context's stream) must finish first
+          Context<Cuda>* src_ctx = detail::cuda_context_of(other);
+          if (src_ctx && src_ctx != &dst_ctx) src_ctx->synchronize();
+          synced = true;
+        }
+        cuda::copy_on_device(dst_ctx, t.data(), src[i].first, bytes);
+      } else if (bytes) {
+        std::memmove(t.data(), src[i].first, bytes);
+      }
       ++i;
     };
     for_each_parameter(paste);
@@ -287,13 +318,19 @@ void kaiming_uniform(Tensor<T, R, Cpu>& t, index_t fan_in, CounterRng& rng, doub
 }  // namespace init
 
 namespace detail {
-/// A parameter made from a host tensor on device D (the one place a device upload will go).
+/// A tensor on device D made from a host tensor: the host tensor itself on Cpu, an upload on Cuda. Modules
+/// initialise their weights on the host from ctx.rng() (the same draws on every device), then place them here.
+template <class T, std::size_t R, class D>
+Tensor<T, R, D> make_buffer(Context<D>& ctx, Tensor<T, R, Cpu> host) {
+  if constexpr (std::is_same_v<D, Cuda>)
+    return to_device(ctx, host);
+  else
+    return host;
+}
+/// A parameter (requires_grad leaf) on device D made from a host tensor.
 template <class T, std::size_t R, class D>
 Var<T, R, D> make_parameter(Context<D>& ctx, Tensor<T, R, Cpu> host) {
-  static_assert(std::is_same_v<D, Cpu>,
-                "nn modules are constructed on Cpu in this build; the Cuda upload of initial weights is not "
-                "available.");
-  return parameter(ctx, std::move(host));
+  return parameter(ctx, make_buffer(ctx, std::move(host)));
 }
 }  // namespace detail
 

@@ -9,6 +9,7 @@
 // The backward (training mode) differentiates through the batch statistics:
 //   dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy * xhat)),  dgamma = sum(dy * xhat),  dbeta = sum(dy).
 // Nothing [B, C, L]-sized is saved: the backward recomputes xhat from x and the per-channel mean/invstd.
+// Cuda: kernels/batchnorm.cuh through ops_detail::batch_norm_cuda (the same semantics).
 #pragma once
 
 #include <cmath>
@@ -26,6 +27,58 @@ struct BatchNormOptions {
   double momentum = 0.1;  // PyTorch's convention: new = (1 - momentum) * old + momentum * batch
   double eps = 1e-5;
 };
+
+namespace ops_detail {
+/// The Cuda device: kernels/batchnorm.cuh (one block per channel; statistics in double, saved mean/invstd [C]).
+/// Shapes were checked by batch_norm. In eval mode the running statistics are snapshotted for the backward.
+template <class T, std::size_t R>
+Var<T, R, Cuda> batch_norm_cuda(const Var<T, R, Cuda>& x, const Var<T, 1, Cuda>& gamma, const Var<T, 1, Cuda>& beta,
+                                Tensor<T, 1, Cuda>& running_mean, Tensor<T, 1, Cuda>& running_var,
+                                const BatchNormOptions& opt, index_t B, index_t C, index_t L) {
+  auto& ctx = x.ctx();
+  const cuda::BatchNormShape s{B, C, L};
+  const T* gp = gamma.defined() ? gamma.value().data() : nullptr;
+  const T* bp = beta.defined() ? beta.value().data() : nullptr;
+  Tensor<T, R, Cuda> out = empty<T, R>(ctx, x.shape());
+  // Training: the batch mean and invstd. Eval: copies of running_mean / running_var as they were.
+  Tensor<T, 1, Cuda> stat0 = empty<T, 1>(ctx, Shape<1>{C}), stat1 = empty<T, 1>(ctx, Shape<1>{C});
+  const bool empty_input = x.numel() == 0;
+  if (opt.training) {
+    const bool have_running = running_mean.defined();
+    cuda::batch_norm_forward_train<T>(ctx, s, x.value().data(), gp, bp, out.data(), stat0.data(), stat1.data(),
+                                      have_running ? running_mean.data() : nullptr,
+                                      have_running ? running_var.data() : nullptr, opt.momentum, opt.eps);
+  } else {
+    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(C);
+    cuda::copy_on_device(ctx, stat0.data(), running_mean.data(), bytes);
+    cuda::copy_on_device(ctx, stat1.data(), running_var.data(), bytes);
+    if (!empty_input)
+      cuda::batch_norm_forward_eval<T>(ctx, s, x.value().data(), gp, bp, stat0.data(), stat1.data(), out.data(),
+                                       opt.eps);
+  }
+  auto backward = [x, gamma, beta, stat0, stat1, s, training = opt.training, eps = opt.eps,
+                   empty_input](const Tensor<T, R, Cuda>& g) mutable {
+    const bool need_x = x.requires_grad();
+    const bool need_g = gamma.defined() && gamma.requires_grad();
+    const bool need_b = beta.defined() && beta.requires_grad();
+    if ((!need_x && !need_g && !need_b) || empty_input) return;
+    auto& c = x.ctx();
+    T* dx = need_x ? x.grad_buffer().data() : nullptr;
+    T* dg = need_g ? gamma.grad_buffer().data() : nullptr;
+    T* db = need_b ? beta.grad_buffer().data() : nullptr;
+    const T* gp = gamma.defined() ? gamma.value().data() : nullptr;
+    if (training)
+      cuda::batch_norm_backward_train<T>(c, s, x.value().data(), g.data(), gp, stat0.data(), stat1.data(), dx, dg, db,
+                                         true);
+    else
+      cuda::batch_norm_backward_eval<T>(c, s, x.value().data(), g.data(), gp, stat0.data(), stat1.data(), eps, dx, dg,
+                                        db, true);
+  };
+  return with_defined(gamma, beta, [&](const auto&... affine) {
+    return autograd::make_result("batch_norm", ctx, std::move(out), std::move(backward), x, affine...);
+  });
+}
+}  // namespace ops_detail
 
 /// Batch normalisation of x [B, C, L] or [B, C] (BatchNorm1d). gamma, beta: [C] or undefined (no affine).
 /// running_mean / running_var: [C], updated in place in training mode; they may be undefined tensors in
@@ -63,76 +116,80 @@ Var<T, R, D> batch_norm(const Var<T, R, D>& x, const Var<T, 1, D>& gamma, const 
     DISTILL_CHECK(have_running, "batch_norm: eval mode (training = false) needs running_mean and running_var");
   }
 
-  auto& ctx = x.ctx();
-  const int nt = ops_detail::threads_for(ctx, x.numel());
+  if constexpr (ops_detail::is_cuda<D>) {
+    return ops_detail::batch_norm_cuda(x, gamma, beta, running_mean, running_var, opt, B, C, L);
+  } else {
+    auto& ctx = x.ctx();
+    const int nt = ops_detail::threads_for(ctx, x.numel());
 
-  // Per-channel statistics used for normalisation (saved for the backward as T).
-  Tensor<T, 1, D> mean(cs), invstd(cs);
-  if (opt.training) {
-    std::vector<double> m(static_cast<std::size_t>(C)), v(static_cast<std::size_t>(C));
-    cpu::batch_norm_stats(ctx.threads(), x.value().data(), B, C, L, m.data(), v.data());
-    const double mom = opt.momentum, unbias = double(N) / double(N - 1);
-    for (index_t c = 0; c < C; ++c) {
-      mean[c] = static_cast<T>(m[c]);
-      invstd[c] = static_cast<T>(1.0 / std::sqrt(v[c] + opt.eps));
-      if (have_running) {
-        running_mean[c] = static_cast<T>((1 - mom) * double(running_mean[c]) + mom * m[c]);
-        running_var[c] = static_cast<T>((1 - mom) * double(running_var[c]) + mom * v[c] * unbias);
+    // Per-channel statistics used for normalisation (saved for the backward as T).
+    Tensor<T, 1, D> mean(cs), invstd(cs);
+    if (opt.training) {
+      std::vector<double> m(static_cast<std::size_t>(C)), v(static_cast<std::size_t>(C));
+      cpu::batch_norm_stats(ctx.threads(), x.value().data(), B, C, L, m.data(), v.data());
+      const double mom = opt.momentum, unbias = double(N) / double(N - 1);
+      for (index_t c = 0; c < C; ++c) {
+        mean[c] = static_cast<T>(m[c]);
+        invstd[c] = static_cast<T>(1.0 / std::sqrt(v[c] + opt.eps));
+        if (have_running) {
+          running_mean[c] = static_cast<T>((1 - mom) * double(running_mean[c]) + mom * m[c]);
+          running_var[c] = static_cast<T>((1 - mom) * double(running_var[c]) + mom * v[c] * unbias);
+        }
+      }
+    } else {
+      for (index_t c = 0; c < C; ++c) {
+        mean[c] = running_mean[c];
+        invstd[c] = static_cast<T>(1.0 / std::sqrt(double(running_var[c]) + opt.eps));
       }
     }
-  } else {
+    Tensor<T, 1, D> scale(cs), shift(cs);
     for (index_t c = 0; c < C; ++c) {
-      mean[c] = running_mean[c];
-      invstd[c] = static_cast<T>(1.0 / std::sqrt(double(running_var[c]) + opt.eps));
+      scale[c] = gamma.defined() ? gamma.value()[c] * invstd[c] : invstd[c];
+      shift[c] = beta.defined() ? beta.value()[c] : T(0);
     }
-  }
-  Tensor<T, 1, D> scale(cs), shift(cs);
-  for (index_t c = 0; c < C; ++c) {
-    scale[c] = gamma.defined() ? gamma.value()[c] * invstd[c] : invstd[c];
-    shift[c] = beta.defined() ? beta.value()[c] : T(0);
-  }
-  Tensor<T, R, D> out(xs);
-  cpu::channel_affine(nt, x.value().data(), out.data(), B, C, L, mean.data(), scale.data(), shift.data());
+    Tensor<T, R, D> out(xs);
+    cpu::channel_affine(nt, x.value().data(), out.data(), B, C, L, mean.data(), scale.data(), shift.data());
 
-  auto backward = [x, gamma, beta, mean, invstd, scale, training = opt.training, B, C, L, N](
-                      const Tensor<T, R, D>& g) mutable {
-    const bool need_x = x.requires_grad();
-    const bool need_g = gamma.defined() && gamma.requires_grad();
-    const bool need_b = beta.defined() && beta.requires_grad();
-    // Sums over (b, l): needed by gamma/beta and, in training mode, by x.
-    const bool need_xmu = need_g || (need_x && training);
-    std::vector<double> sdy(static_cast<std::size_t>(C)), sdyx(static_cast<std::size_t>(C));
-    if (need_g || need_b || (need_x && training))
-      cpu::batch_norm_grad_sums(x.ctx().threads(), need_xmu ? x.value().data() : static_cast<const T*>(nullptr),
-                                g.data(), B, C, L, mean.data(), sdy.data(), sdyx.data());
-    if (need_g) {
-      auto& gg = gamma.grad_buffer();
-      for (index_t c = 0; c < C; ++c) gg[c] += static_cast<T>(sdyx[c] * double(invstd[c]));
-    }
-    if (need_b) {
-      auto& gb = beta.grad_buffer();
-      for (index_t c = 0; c < C; ++c) gb[c] += static_cast<T>(sdy[c]);
-    }
-    if (!need_x) return;
-    const int nt = ops_detail::threads_for(x.ctx(), x.numel());
-    auto& gx = x.grad_buffer();
-    if (!training) {
-      cpu::batch_norm_input_grad(nt, static_cast<const T*>(nullptr), g.data(), gx.data(), B, C, L, mean.data(),
-                                 scale.data(), scale.data(), scale.data());
-      return;
-    }
-    Tensor<T, 1, D> k_x(Shape<1>{C}), k_0(Shape<1>{C});
-    for (index_t c = 0; c < C; ++c) {
-      const double a = double(scale[c]), is = double(invstd[c]);
-      k_x[c] = static_cast<T>(-a * is * is * sdyx[c] / double(N));
-      k_0[c] = static_cast<T>(-a * sdy[c] / double(N));
-    }
-    cpu::batch_norm_input_grad(nt, x.value().data(), g.data(), gx.data(), B, C, L, mean.data(), scale.data(),
-                               k_x.data(), k_0.data());
-  };
-  return ops_detail::with_defined(gamma, beta, [&](const auto&... affine) {
-    return autograd::make_result("batch_norm", ctx, std::move(out), std::move(backward), x, affine...);
-  });
+    auto backward = [x, gamma, beta, mean, invstd, scale, training = opt.training, B, C, L, N](
+                        const Tensor<T, R, D>& g) mutable {
+      const bool need_x = x.requires_grad();
+      const bool need_g = gamma.defined() && gamma.requires_grad();
+      const bool need_b = beta.defined() && beta.requires_grad();
+      // Sums over (b, l): needed by gamma/beta and, in training mode, by x.
+      const bool need_xmu = need_g || (need_x && training);
+      std::vector<double> sdy(static_cast<std::size_t>(C)), sdyx(static_cast<std::size_t>(C));
+      if (need_g || need_b || (need_x && training))
+        cpu::batch_norm_grad_sums(x.ctx().threads(), need_xmu ? x.value().data() : static_cast<const T*>(nullptr),
+                                  g.data(), B, C, L, mean.data(), sdy.data(), sdyx.data());
+      if (need_g) {
+        auto& gg = gamma.grad_buffer();
+        for (index_t c = 0; c < C; ++c) gg[c] += static_cast<T>(sdyx[c] * double(invstd[c]));
+      }
+      if (need_b) {
+        auto& gb = beta.grad_buffer();
+        for (index_t c = 0; c < C; ++c) gb[c] += static_cast<T>(sdy[c]);
+      }
+      if (!need_x) return;
+      const int nt = ops_detail::threads_for(x.ctx(), x.numel());
+      auto& gx = x.grad_buffer();
+      if (!training) {
+        cpu::batch_norm_input_grad(nt, static_cast<const T*>(nullptr), g.data(), gx.data(), B, C, L, mean.data(),
+                                   scale.data(), scale.data(), scale.data());
+        return;
+      }
+      Tensor<T, 1, D> k_x(Shape<1>{C}), k_0(Shape<1>{C});
+      for (index_t c = 0; c < C; ++c) {
+        const double a = double(scale[c]), is = double(invstd[c]);
+        k_x[c] = static_cast<T>(-a * is * is * sdyx[c] / double(N));
+        k_0[c] = static_cast<T>(-a * sdy[c] / double(N));
+      }
+      cpu::batch_norm_input_grad(nt, x.value().data(), g.data(), gx.data(), B, C, L, mean.data(), scale.data(),
+                                 k_x.data(), k_0.data());
+    };
+    return ops_detail::with_defined(gamma, beta, [&](const auto&... affine) {
+      return autograd::make_result("batch_norm", ctx, std::move(out), std::move(backward), x, affine...);
+    });
+  }
 }
 
 }  // namespace distill

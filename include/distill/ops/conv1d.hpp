@@ -3,7 +3,8 @@
 //   x [B, Cin, L], w [Cout, Cin, K], bias [Cout] (an undefined Var means no bias) -> y [B, Cout, Lout]
 //
 // Padding::Same follows PyTorch (for even K the extra zero goes on the right: K = 8 pads 3 left, 4 right); a
-// 1x1 convolution is K = 1. The kernels are in cpu/conv1d.hpp; their results do not depend on ctx.threads().
+// 1x1 convolution is K = 1. The kernels are in cpu/conv1d.hpp (results independent of ctx.threads()) and, for the
+// Cuda device, kernels/conv1d.cuh (direct implicit GEMM; grad-weight by a deterministic split-K).
 #pragma once
 
 #include <type_traits>
@@ -12,6 +13,7 @@
 #include "distill/autograd/var.hpp"
 #include "distill/cpu/conv1d.hpp"
 #include "distill/ops/conv1d_geometry.hpp"
+#include "distill/ops/detail.hpp"
 
 namespace distill {
 
@@ -36,29 +38,35 @@ inline Conv1dGeometry conv1d_check(const Shape<3>& xs, const Shape<3>& ws, const
 template <class T, class D>
 Var<T, 3, D> conv1d(const Var<T, 3, D>& x, const Var<T, 3, D>& w, const Var<T, 1, D>& bias, Conv1dOptions opt = {}) {
   static_assert(std::is_floating_point_v<T>, "conv1d: the element type must be float or double.");
-  if constexpr (std::is_same_v<D, Cpu>) {
-    const bool has_bias = bias.defined();
-    const Conv1dGeometry g =
-        ops_detail::conv1d_check(x.shape(), w.shape(), has_bias ? &bias.shape() : nullptr, opt);
-    auto& ctx = x.ctx();
-    Tensor<T, 3, D> y(g.y_shape());
+  const bool has_bias = bias.defined();
+  const Conv1dGeometry g = ops_detail::conv1d_check(x.shape(), w.shape(), has_bias ? &bias.shape() : nullptr, opt);
+  auto& ctx = x.ctx();
+  Tensor<T, 3, D> y = ops_detail::empty<T, 3>(ctx, g.y_shape());
+  if constexpr (ops_detail::is_cuda<D>)
+    cuda::conv1d_forward<T>(ctx, cuda::conv1d_shape(g), x.value().data(), w.value().data(),
+                            has_bias ? bias.value().data() : nullptr, y.data());
+  else
     cpu::conv1d_forward<T>(ctx.threads(), g, x.value().data(), w.value().data(),
                            has_bias ? bias.value().data() : nullptr, y.data());
-    auto backward = [x, w, bias, g, has_bias](const Tensor<T, 3, D>& gy) mutable {
+  auto backward = [x, w, bias, g, has_bias](const Tensor<T, 3, D>& gy) mutable {
+    const bool gw = w.requires_grad(), gb = has_bias && bias.requires_grad();
+    T* dw = gw ? w.grad_buffer().data() : nullptr;
+    T* db = gb ? bias.grad_buffer().data() : nullptr;
+    if constexpr (ops_detail::is_cuda<D>) {
+      auto& c = x.ctx();
+      const cuda::Conv1dShape s = cuda::conv1d_shape(g);
+      if (x.requires_grad())
+        cuda::conv1d_backward_input<T>(c, s, gy.data(), w.value().data(), x.grad_buffer().data(), true);
+      if (gw || gb) cuda::conv1d_backward_weight<T>(c, s, x.value().data(), gy.data(), dw, db, true);
+    } else {
       const int threads = x.ctx().threads();
       if (x.requires_grad())
         cpu::conv1d_backward_input<T>(threads, g, gy.data(), w.value().data(), x.grad_buffer().data());
-      const bool gw = w.requires_grad(), gb = has_bias && bias.requires_grad();
-      if (gw || gb)
-        cpu::conv1d_backward_weight<T>(threads, g, x.value().data(), gy.data(), gw ? w.grad_buffer().data() : nullptr,
-                                       gb ? bias.grad_buffer().data() : nullptr);
-    };
-    if (has_bias) return autograd::make_result("conv1d", ctx, std::move(y), std::move(backward), x, w, bias);
-    return autograd::make_result("conv1d", ctx, std::move(y), std::move(backward), x, w);
-  } else {
-    static_assert(dependent_false<D>, "conv1d: this header implements the Cpu device only; the Cuda conv1d "
-                                      "comes with the CUDA backend.");
-  }
+      if (gw || gb) cpu::conv1d_backward_weight<T>(threads, g, x.value().data(), gy.data(), dw, db);
+    }
+  };
+  if (has_bias) return autograd::make_result("conv1d", ctx, std::move(y), std::move(backward), x, w, bias);
+  return autograd::make_result("conv1d", ctx, std::move(y), std::move(backward), x, w);
 }
 
 /// conv1d without bias.

@@ -1,7 +1,8 @@
 // distill/ops/linear.hpp -- linear (fully connected), matmul and matmul_nt: forward and backward as GEMMs.
 //
-// Every product goes through cpu::gemm (Eigen inside our OpenMP panels). Backward GEMMs accumulate straight
-// into the gradient buffers (beta = 1), so no temporary is allocated for dA / dB / dW.
+// Every product goes through cpu::gemm (Eigen inside our OpenMP panels) or, on the Cuda device, cuBLAS with the
+// row-major mapping of kernels/gemm.cuh. Backward GEMMs accumulate straight into the gradient buffers (beta = 1),
+// so no temporary is allocated for dA / dB / dW.
 #pragma once
 
 #include <vector>
@@ -12,6 +13,20 @@
 #include "distill/ops/optional_inputs.hpp"
 
 namespace distill {
+
+namespace ops_detail {
+/// Row-major C[M, N] = alpha op(A) op(B) + beta C on ctx's device (cpu::gemm or cuBLAS through cuda::gemm).
+template <class T, class D>
+void gemm(Context<D>& ctx, bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, const T* A,
+          const T* B, T beta, T* C) {
+  if constexpr (is_cuda<D>)
+    cuda::gemm<T>(ctx, trans_a ? cuda::Trans::T : cuda::Trans::N, trans_b ? cuda::Trans::T : cuda::Trans::N, M, N, K,
+                  alpha, A, B, beta, C);
+  else
+    cpu::gemm<T>(ctx.threads(), trans_a ? cpu::Trans::T : cpu::Trans::N, trans_b ? cpu::Trans::T : cpu::Trans::N, M,
+                 N, K, alpha, A, B, beta, C);
+}
+}  // namespace ops_detail
 
 /// y = x w^T + b for x [B, In], w [Out, In] (PyTorch's layout), b [Out] or an undefined Var (no bias).
 /// PyTorch: F.linear(x, w, b).
@@ -25,37 +40,55 @@ Var<T, 2, D> linear(const Var<T, 2, D>& x, const Var<T, 2, D>& w, const Var<T, 1
     DISTILL_CHECK(b.shape() == Shape<1>{Out}, "linear: the bias has shape ", to_string(b.shape()),
                   " but the weight ", to_string(w.shape()), " has ", Out, " outputs");
   auto& ctx = x.ctx();
-  Tensor<T, 2, D> out(Shape<2>{B, Out});
-  cpu::gemm<T>(ctx.threads(), cpu::Trans::N, cpu::Trans::T, B, Out, In, T(1), x.value().data(), w.value().data(),
-               T(0), out.data());
-  if (b.defined()) {
-    const T* bp = b.value().data();
-    T* op = out.data();
+  Tensor<T, 2, D> out = ops_detail::empty<T, 2>(ctx, Shape<2>{B, Out});
+  if constexpr (ops_detail::is_cuda<D>) {
+    cuda::gemm<T>(ctx, cuda::Trans::N, cuda::Trans::T, B, Out, In, T(1), x.value().data(), w.value().data(), T(0),
+                  out.data());
+    if (b.defined()) cuda::add_bias<T>(ctx, out.data(), b.value().data(), B, Out, 1);
+  } else {
+    cpu::gemm<T>(ctx.threads(), cpu::Trans::N, cpu::Trans::T, B, Out, In, T(1), x.value().data(), w.value().data(),
+                 T(0), out.data());
+    if (b.defined()) {
+      const T* bp = b.value().data();
+      T* op = out.data();
 #pragma omp parallel for num_threads(ops_detail::threads_for(ctx, B * Out)) schedule(static)
-    for (index_t i = 0; i < B; ++i) {
-      T* row = op + i * Out;
+      for (index_t i = 0; i < B; ++i) {
+        T* row = op + i * Out;
 #pragma omp simd
-      for (index_t o = 0; o < Out; ++o) row[o] += bp[o];
+        for (index_t o = 0; o < Out; ++o) row[o] += bp[o];
+      }
     }
   }
   auto backward = [x, w, b, B, In, Out](const Tensor<T, 2, D>& g) mutable {
-    const int nt = x.ctx().threads();
-    if (x.requires_grad())  // dx [B, In] += g [B, Out] * w [Out, In]
-      cpu::gemm<T>(nt, cpu::Trans::N, cpu::Trans::N, B, In, Out, T(1), g.data(), w.value().data(), T(1),
-                   x.grad_buffer().data());
-    if (w.requires_grad())  // dw [Out, In] += g^T [Out, B] * x [B, In]
-      cpu::gemm<T>(nt, cpu::Trans::T, cpu::Trans::N, Out, In, B, T(1), g.data(), x.value().data(), T(1),
-                   w.grad_buffer().data());
-    if (b.defined() && b.requires_grad()) {  // db [Out] += column sums of g, rows in order, in double
-      std::vector<double> acc(static_cast<std::size_t>(Out), 0.0);
-      const T* gp = g.data();
-      for (index_t i = 0; i < B; ++i) {
-        const T* row = gp + i * Out;
+    if constexpr (ops_detail::is_cuda<D>) {
+      auto& c = x.ctx();
+      if (x.requires_grad())  // dx [B, In] += g [B, Out] * w [Out, In]
+        cuda::gemm<T>(c, cuda::Trans::N, cuda::Trans::N, B, In, Out, T(1), g.data(), w.value().data(), T(1),
+                      x.grad_buffer().data());
+      if (w.requires_grad())  // dw [Out, In] += g^T [Out, B] * x [B, In]
+        cuda::gemm<T>(c, cuda::Trans::T, cuda::Trans::N, Out, In, B, T(1), g.data(), x.value().data(), T(1),
+                      w.grad_buffer().data());
+      if (b.defined() && b.requires_grad())  // db [Out] += column sums of g (in double, rows in order)
+        cuda::sum_axis0<T>(c, g.data(), B, Out, b.grad_buffer().data(), T(1), true);
+    } else {
+      const int nt = x.ctx().threads();
+      if (x.requires_grad())  // dx [B, In] += g [B, Out] * w [Out, In]
+        cpu::gemm<T>(nt, cpu::Trans::N, cpu::Trans::N, B, In, Out, T(1), g.data(), w.value().data(), T(1),
+                     x.grad_buffer().data());
+      if (w.requires_grad())  // dw [Out, In] += g^T [Out, B] * x [B, In]
+        cpu::gemm<T>(nt, cpu::Trans::T, cpu::Trans::N, Out, In, B, T(1), g.data(), x.value().data(), T(1),
+                     w.grad_buffer().data());
+      if (b.defined() && b.requires_grad()) {  // db [Out] += column sums of g, rows in order, in double
+        std::vector<double> acc(static_cast<std::size_t>(Out), 0.0);
+        const T* gp = g.data();
+        for (index_t i = 0; i < B; ++i) {
+          const T* row = gp + i * Out;
 #pragma omp simd
-        for (index_t o = 0; o < Out; ++o) acc[static_cast<std::size_t>(o)] += double(row[o]);
+          for (index_t o = 0; o < Out; ++o) acc[static_cast<std::size_t>(o)] += double(row[o]);
+        }
+        T* db = b.grad_buffer().data();
+        for (index_t o = 0; o < Out; ++o) db[o] += static_cast<T>(acc[static_cast<std::size_t>(o)]);
       }
-      T* db = b.grad_buffer().data();
-      for (index_t o = 0; o < Out; ++o) db[o] += static_cast<T>(acc[static_cast<std::size_t>(o)]);
     }
   };
   return ops_detail::with_defined(b, [&](const auto&... bias) {
@@ -70,18 +103,16 @@ Var<T, 2, D> matmul(const Var<T, 2, D>& a, const Var<T, 2, D>& b) {
   DISTILL_CHECK(b.extent(0) == K, "matmul: inner dimensions differ: ", to_string(a.shape()), " * ",
                 to_string(b.shape()));
   auto& ctx = a.ctx();
-  Tensor<T, 2, D> out(Shape<2>{M, N});
-  cpu::gemm<T>(ctx.threads(), cpu::Trans::N, cpu::Trans::N, M, N, K, T(1), a.value().data(), b.value().data(),
-               T(0), out.data());
+  Tensor<T, 2, D> out = ops_detail::empty<T, 2>(ctx, Shape<2>{M, N});
+  ops_detail::gemm<T>(ctx, false, false, M, N, K, T(1), a.value().data(), b.value().data(), T(0), out.data());
   return autograd::make_result("matmul", ctx, std::move(out),
       [a, b, M, K, N](const Tensor<T, 2, D>& g) mutable {
-        const int nt = a.ctx().threads();
         if (a.requires_grad())  // da [M, K] += g [M, N] * b^T
-          cpu::gemm<T>(nt, cpu::Trans::N, cpu::Trans::T, M, K, N, T(1), g.data(), b.value().data(), T(1),
-                       a.grad_buffer().data());
+          ops_detail::gemm<T>(a.ctx(), false, true, M, K, N, T(1), g.data(), b.value().data(), T(1),
+                              a.grad_buffer().data());
         if (b.requires_grad())  // db [K, N] += a^T * g
-          cpu::gemm<T>(nt, cpu::Trans::T, cpu::Trans::N, K, N, M, T(1), a.value().data(), g.data(), T(1),
-                       b.grad_buffer().data());
+          ops_detail::gemm<T>(a.ctx(), true, false, K, N, M, T(1), a.value().data(), g.data(), T(1),
+                              b.grad_buffer().data());
       },
       a, b);
 }
@@ -94,18 +125,16 @@ Var<T, 2, D> matmul_nt(const Var<T, 2, D>& a, const Var<T, 2, D>& b) {
   DISTILL_CHECK(b.extent(1) == K, "matmul_nt: row lengths differ: ", to_string(a.shape()), " * ",
                 to_string(b.shape()), "^T");
   auto& ctx = a.ctx();
-  Tensor<T, 2, D> out(Shape<2>{M, N});
-  cpu::gemm<T>(ctx.threads(), cpu::Trans::N, cpu::Trans::T, M, N, K, T(1), a.value().data(), b.value().data(),
-               T(0), out.data());
+  Tensor<T, 2, D> out = ops_detail::empty<T, 2>(ctx, Shape<2>{M, N});
+  ops_detail::gemm<T>(ctx, false, true, M, N, K, T(1), a.value().data(), b.value().data(), T(0), out.data());
   return autograd::make_result("matmul_nt", ctx, std::move(out),
       [a, b, M, K, N](const Tensor<T, 2, D>& g) mutable {
-        const int nt = a.ctx().threads();
         if (a.requires_grad())  // da [M, K] += g [M, N] * b [N, K]
-          cpu::gemm<T>(nt, cpu::Trans::N, cpu::Trans::N, M, K, N, T(1), g.data(), b.value().data(), T(1),
-                       a.grad_buffer().data());
+          ops_detail::gemm<T>(a.ctx(), false, false, M, K, N, T(1), g.data(), b.value().data(), T(1),
+                              a.grad_buffer().data());
         if (b.requires_grad())  // db [N, K] += g^T [N, M] * a [M, K]
-          cpu::gemm<T>(nt, cpu::Trans::T, cpu::Trans::N, N, K, M, T(1), g.data(), a.value().data(), T(1),
-                       b.grad_buffer().data());
+          ops_detail::gemm<T>(a.ctx(), true, false, N, K, M, T(1), g.data(), a.value().data(), T(1),
+                              b.grad_buffer().data());
       },
       a, b);
 }

@@ -1,11 +1,13 @@
 // distill/ops/loss.hpp -- cross-entropy (hard labels, soft targets) and MSE: forward and backward side by side.
 //
-// Losses return a rank-0 Var (call .backward() on it directly). Cross-entropy keeps one log-sum-exp per row
+// Losses return a rank-0 Var (call .backward() on it directly; on the Cuda device the value stays in device memory:
+// read it with to_host). Cross-entropy keeps one log-sum-exp per row
 // from the forward and recomputes the softmax in the backward; the logit gradient is
 //   hard:  (softmax(x) - onehot(y)) * g / B
 //   soft:  (sum(p) * softmax(x) - p) * g / B        and, if the targets require grad, -log_softmax(x) * g / B.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -29,23 +31,39 @@ Var<T, 0, D> cross_entropy(const Var<T, 2, D>& logits, std::span<const int> labe
     DISTILL_CHECK(labels[b] >= 0 && labels[b] < K, "cross_entropy: label ", labels[b], " in row ", b,
                   " is out of range for ", K, " classes (logits ", to_string(logits.shape()), ")");
   auto& ctx = logits.ctx();
-  const int nt = ops_detail::threads_for(ctx, logits.numel());
-  const T* x = logits.value().data();
-  Tensor<T, 1, D> lse(Shape<1>{B});
-  cpu::logsumexp_rows(nt, x, lse.data(), B, K);
-  double s = 0;  // rows in order
-  for (index_t b = 0; b < B; ++b) s += double(lse[b]) - double(x[b * K + labels[b]]);
-  Tensor<T, 0, D> out(Shape<0>{});
-  out[0] = static_cast<T>(s / double(B));
-  std::vector<int> lab(labels.begin(), labels.end());
-  return autograd::make_result("cross_entropy", ctx, std::move(out),
-      [logits, lse, lab = std::move(lab), B, K](const Tensor<T, 0, D>& g) mutable {
-        if (!logits.requires_grad()) return;
-        cpu::hard_xent_backward(ops_detail::threads_for(logits.ctx(), logits.numel()),
-                                logits.value().data(), lse.data(), lab.data(), static_cast<T>(g[0] / T(B)),
-                                logits.grad_buffer().data(), B, K);
-      },
-      logits);
+  Tensor<T, 1, D> lse = ops_detail::empty<T, 1>(ctx, Shape<1>{B});
+  Tensor<T, 0, D> out = ops_detail::empty<T, 0>(ctx, Shape<0>{});
+  if constexpr (ops_detail::is_cuda<D>) {
+    // Labels travel to the device once; forward and backward use the copy.
+    Tensor<std::int32_t, 1, Cuda> lab = ctx.template empty<std::int32_t, 1>(Shape<1>{B});
+    std::vector<std::int32_t> host(labels.begin(), labels.end());
+    cuda::copy_to_device(ctx, lab.data(), host.data(), sizeof(std::int32_t) * host.size());
+    cuda::cross_entropy_forward<T>(ctx, logits.value().data(), lab.data(), nullptr, B, K, lse.data(), out.data(),
+                                   1.0 / double(B));
+    return autograd::make_result("cross_entropy", ctx, std::move(out),
+        [logits, lse, lab, B, K](const Tensor<T, 0, D>& g) mutable {
+          if (!logits.requires_grad()) return;
+          cuda::cross_entropy_backward<T>(logits.ctx(), logits.value().data(), lab.data(), nullptr, lse.data(),
+                                          g.data(), T(1) / T(B), logits.grad_buffer().data(), nullptr, B, K, true);
+        },
+        logits);
+  } else {
+    const int nt = ops_detail::threads_for(ctx, logits.numel());
+    const T* x = logits.value().data();
+    cpu::logsumexp_rows(nt, x, lse.data(), B, K);
+    double s = 0;  // rows in order
+    for (index_t b = 0; b < B; ++b) s += double(lse[b]) - double(x[b * K + labels[b]]);
+    out[0] = static_cast<T>(s / double(B));
+    std::vector<int> lab(labels.begin(), labels.end());
+    return autograd::make_result("cross_entropy", ctx, std::move(out),
+        [logits, lse, lab = std::move(lab), B, K](const Tensor<T, 0, D>& g) mutable {
+          if (!logits.requires_grad()) return;
+          cpu::hard_xent_backward(ops_detail::threads_for(logits.ctx(), logits.numel()),
+                                  logits.value().data(), lse.data(), lab.data(), static_cast<T>(g[0] / T(B)),
+                                  logits.grad_buffer().data(), B, K);
+        },
+        logits);
+  }
 }
 
 template <class T, class D>
@@ -62,20 +80,30 @@ Var<T, 0, D> cross_entropy(const Var<T, 2, D>& logits, const Var<T, 2, D>& targe
   const index_t B = logits.extent(0), K = logits.extent(1);
   DISTILL_CHECK(B > 0 && K > 0, "cross_entropy: logits of shape ", to_string(logits.shape()), " are empty");
   auto& ctx = logits.ctx();
-  const int nt = ops_detail::threads_for(ctx, logits.numel());
-  Tensor<T, 1, D> lse(Shape<1>{B}), rows(Shape<1>{B});
-  cpu::logsumexp_rows(nt, logits.value().data(), lse.data(), B, K);
-  cpu::soft_xent_rows(nt, logits.value().data(), targets.value().data(), lse.data(), rows.data(), B, K);
-  Tensor<T, 0, D> out(Shape<0>{});
-  out[0] = static_cast<T>(cpu::ordered_sum(rows.data(), B) / double(B));
+  Tensor<T, 1, D> lse = ops_detail::empty<T, 1>(ctx, Shape<1>{B});
+  Tensor<T, 0, D> out = ops_detail::empty<T, 0>(ctx, Shape<0>{});
+  if constexpr (ops_detail::is_cuda<D>) {
+    cuda::cross_entropy_forward<T>(ctx, logits.value().data(), nullptr, targets.value().data(), B, K, lse.data(),
+                                   out.data(), 1.0 / double(B));
+  } else {
+    const int nt = ops_detail::threads_for(ctx, logits.numel());
+    Tensor<T, 1, D> rows(Shape<1>{B});
+    cpu::logsumexp_rows(nt, logits.value().data(), lse.data(), B, K);
+    cpu::soft_xent_rows(nt, logits.value().data(), targets.value().data(), lse.data(), rows.data(), B, K);
+    out[0] = static_cast<T>(cpu::ordered_sum(rows.data(), B) / double(B));
+  }
   return autograd::make_result("cross_entropy", ctx, std::move(out),
       [logits, targets, lse, B, K](const Tensor<T, 0, D>& g) mutable {
         const bool gx = logits.requires_grad(), gp = targets.requires_grad();
         if (!gx && !gp) return;
-        cpu::soft_xent_backward(ops_detail::threads_for(logits.ctx(), logits.numel()),
-                                logits.value().data(), targets.value().data(), lse.data(),
-                                static_cast<T>(g[0] / T(B)), gx ? logits.grad_buffer().data() : nullptr,
-                                gp ? targets.grad_buffer().data() : nullptr, B, K);
+        T* dx = gx ? logits.grad_buffer().data() : nullptr;
+        T* dp = gp ? targets.grad_buffer().data() : nullptr;
+        if constexpr (ops_detail::is_cuda<D>)
+          cuda::cross_entropy_backward<T>(logits.ctx(), logits.value().data(), nullptr, targets.value().data(),
+                                          lse.data(), g.data(), T(1) / T(B), dx, dp, B, K, true);
+        else
+          cpu::soft_xent_backward(ops_detail::threads_for(logits.ctx(), logits.numel()), logits.value().data(),
+                                  targets.value().data(), lse.data(), static_cast<T>(g[0] / T(B)), dx, dp, B, K);
       },
       logits, targets);
 }
@@ -90,9 +118,12 @@ Var<T, 0, D> mse(const Var<T, R, D>& a, const Var<T, R, D>& b, Reduction reducti
                 to_string(a.shape()));
   auto& ctx = a.ctx();
   const double scale = reduction == Reduction::Mean ? 1.0 / double(n) : 1.0;
-  Tensor<T, 0, D> out(Shape<0>{});
-  out[0] = static_cast<T>(
-      scale * cpu::squared_error_sum(ops_detail::threads_for(ctx, n), a.value().data(), b.value().data(), n));
+  Tensor<T, 0, D> out = ops_detail::empty<T, 0>(ctx, Shape<0>{});
+  if constexpr (ops_detail::is_cuda<D>)
+    cuda::squared_error_sum<T>(ctx, a.value().data(), b.value().data(), n, out.data(), scale);
+  else
+    out[0] = static_cast<T>(
+        scale * cpu::squared_error_sum(ops_detail::threads_for(ctx, n), a.value().data(), b.value().data(), n));
   return autograd::make_result("mse", ctx, std::move(out),
       [a, b, scale, n](const Tensor<T, 0, D>& g) mutable {
         const bool ga = a.requires_grad(), gb = b.requires_grad();
@@ -100,8 +131,12 @@ Var<T, 0, D> mse(const Var<T, R, D>& a, const Var<T, R, D>& b, Reduction reducti
         // Both buffers are fetched before the loop: a and b may be the same Var.
         T* da = ga ? a.grad_buffer().data() : nullptr;
         T* db = gb ? b.grad_buffer().data() : nullptr;
-        cpu::squared_error_backward(ops_detail::threads_for(a.ctx(), n), a.value().data(), b.value().data(),
-                                    static_cast<T>(2.0 * scale * double(g[0])), da, db, n);
+        if constexpr (ops_detail::is_cuda<D>)
+          cuda::squared_error_backward<T>(a.ctx(), a.value().data(), b.value().data(), g.data(),
+                                          static_cast<T>(2.0 * scale), da, db, n);
+        else
+          cpu::squared_error_backward(ops_detail::threads_for(a.ctx(), n), a.value().data(), b.value().data(),
+                                      static_cast<T>(2.0 * scale * double(g[0])), da, db, n);
       },
       a, b);
 }

@@ -1,4 +1,4 @@
-// distill/ops/reduce.hpp -- sum and mean of all elements (to a rank-0 Var): forward and backward.
+// distill/ops/reduce.hpp -- sum and mean of all elements (to a rank-0 Var): forward and backward, Cpu and Cuda.
 #pragma once
 
 #include <vector>
@@ -34,16 +34,23 @@ double sum_all(Context<Cpu>& ctx, const Tensor<T, R, Cpu>& x) {
 template <class T, std::size_t R, class D>
 Var<T, 0, D> sum(const Var<T, R, D>& x, T factor = T(1)) {
   auto& ctx = x.ctx();
-  Tensor<T, 0, D> out(Shape<0>{});
-  out[0] = static_cast<T>(factor * ops_detail::sum_all(ctx, x.value()));
+  Tensor<T, 0, D> out = ops_detail::empty<T, 0>(ctx, Shape<0>{});
+  if constexpr (ops_detail::is_cuda<D>)
+    cuda::sum<T>(ctx, x.value().data(), x.numel(), out.data(), factor, false);  // in double, fixed order
+  else
+    out[0] = static_cast<T>(factor * ops_detail::sum_all(ctx, x.value()));
   return autograd::make_result("sum", ctx, std::move(out),
       [x, factor](const Tensor<T, 0, D>& g) mutable {
         if (!x.requires_grad()) return;
         auto& gx = x.grad_buffer();
-        const T v = g[0] * factor;
         const index_t n = gx.numel();
-        T* p = gx.data();
-        for (index_t i = 0; i < n; ++i) p[i] += v;
+        if constexpr (ops_detail::is_cuda<D>) {
+          cuda::add_scalar<T>(x.ctx(), gx.data(), g.data(), factor, n);  // g stays on the device
+        } else {
+          const T v = g[0] * factor;
+          T* p = gx.data();
+          for (index_t i = 0; i < n; ++i) p[i] += v;
+        }
       },
       x);
 }

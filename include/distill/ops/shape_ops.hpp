@@ -1,4 +1,4 @@
-// distill/ops/shape_ops.hpp -- concat0, split0, slice0 along the batch axis: forward and backward.
+// distill/ops/shape_ops.hpp -- concat0, split0, slice0 along the batch axis: forward and backward, Cpu and Cuda.
 //
 // Used to stack two augmented views [A; B] through one encoder and split the result again. split0 / slice0
 // return views sharing the input's storage (no copy); concat0 copies. Gradients are added into the matching
@@ -27,6 +27,14 @@ void add_into(int threads, T* dst, const T* src, index_t n) {
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (index_t i = 0; i < n; ++i) dst[i] += src[i];
 }
+/// dst[0, n) += src[0, n) on ctx's device.
+template <class T, class D>
+void add_into(Context<D>& ctx, T* dst, const T* src, index_t n) {
+  if constexpr (is_cuda<D>)
+    cuda::axpy<T>(ctx, dst, src, T(1), n);
+  else
+    add_into(threads_for(ctx, n), dst, src, n);
+}
 }  // namespace ops_detail
 
 /// [a; b]: concatenation along axis 0 (PyTorch: torch.cat([a, b], dim=0)). The other extents must match.
@@ -41,16 +49,21 @@ Var<T, R, D> concat0(const Var<T, R, D>& a, const Var<T, R, D>& b) {
   auto& ctx = a.ctx();
   Shape<R> so = sa;
   so[0] = sa[0] + sb[0];
-  Tensor<T, R, D> out(so);
+  Tensor<T, R, D> out = ops_detail::empty<T, R>(ctx, so);
   const index_t na = a.numel(), nb = b.numel();
-  if (na) std::memcpy(out.data(), a.value().data(), sizeof(T) * static_cast<std::size_t>(na));
-  if (nb) std::memcpy(out.data() + na, b.value().data(), sizeof(T) * static_cast<std::size_t>(nb));
+  const std::size_t bytes_a = sizeof(T) * static_cast<std::size_t>(na);
+  const std::size_t bytes_b = sizeof(T) * static_cast<std::size_t>(nb);
+  if constexpr (ops_detail::is_cuda<D>) {
+    cuda::copy_on_device(ctx, out.data(), a.value().data(), bytes_a);
+    cuda::copy_on_device(ctx, out.data() + na, b.value().data(), bytes_b);
+  } else {
+    if (na) std::memcpy(out.data(), a.value().data(), bytes_a);
+    if (nb) std::memcpy(out.data() + na, b.value().data(), bytes_b);
+  }
   return autograd::make_result("concat0", ctx, std::move(out),
       [a, b, na, nb](const Tensor<T, R, D>& g) mutable {
-        if (a.requires_grad())
-          ops_detail::add_into(ops_detail::threads_for(a.ctx(), na), a.grad_buffer().data(), g.data(), na);
-        if (b.requires_grad())
-          ops_detail::add_into(ops_detail::threads_for(b.ctx(), nb), b.grad_buffer().data(), g.data() + na, nb);
+        if (a.requires_grad()) ops_detail::add_into(a.ctx(), a.grad_buffer().data(), g.data(), na);
+        if (b.requires_grad()) ops_detail::add_into(b.ctx(), b.grad_buffer().data(), g.data() + na, nb);
       },
       a, b);
 }
@@ -67,7 +80,7 @@ Var<T, R, D> slice0(const Var<T, R, D>& x, index_t begin, index_t count) {
   return autograd::make_result("slice0", ctx, std::move(out),
       [x, off, n](const Tensor<T, R, D>& g) mutable {
         if (!x.requires_grad()) return;
-        ops_detail::add_into(ops_detail::threads_for(x.ctx(), n), x.grad_buffer().data() + off, g.data(), n);
+        ops_detail::add_into(x.ctx(), x.grad_buffer().data() + off, g.data(), n);
       },
       x);
 }

@@ -1,4 +1,4 @@
-// distill/ops/softmax.hpp -- row-wise softmax and log_softmax over [B, K]: forward and backward side by side.
+// distill/ops/softmax.hpp -- row-wise softmax and log_softmax over [B, K]: forward and backward, Cpu and Cuda.
 //
 // Both are max-shifted (stable for logits of +-1e4). The backward needs only the output:
 //   softmax:      dx = y * (dy - <y, dy>)
@@ -17,13 +17,19 @@ Var<T, 2, D> softmax(const Var<T, 2, D>& x) {
   DISTILL_CHECK(x.extent(1) > 0, "softmax: rows of the input ", to_string(x.shape()), " are empty");
   auto& ctx = x.ctx();
   const index_t B = x.extent(0), K = x.extent(1);
-  Tensor<T, 2, D> out(x.shape());
-  cpu::softmax_rows(ops_detail::threads_for(ctx, x.numel()), x.value().data(), out.data(), B, K);
+  Tensor<T, 2, D> out = ops_detail::empty<T, 2>(ctx, x.shape());
+  if constexpr (ops_detail::is_cuda<D>)
+    cuda::softmax_rows<T>(ctx, x.value().data(), out.data(), B, K);
+  else
+    cpu::softmax_rows(ops_detail::threads_for(ctx, x.numel()), x.value().data(), out.data(), B, K);
   Tensor<T, 2, D> y = out;
   return autograd::make_result("softmax", ctx, std::move(out),
       [x, y, B, K](const Tensor<T, 2, D>& g) mutable {
         if (!x.requires_grad()) return;
-        cpu::softmax_rows_backward(ops_detail::threads_for(x.ctx(), x.numel()), y.data(), g.data(),
+        if constexpr (ops_detail::is_cuda<D>)
+          cuda::softmax_rows_backward<T>(x.ctx(), y.data(), g.data(), x.grad_buffer().data(), B, K, true);
+        else
+          cpu::softmax_rows_backward(ops_detail::threads_for(x.ctx(), x.numel()), y.data(), g.data(),
                                    x.grad_buffer().data(), B, K);
       },
       x);
@@ -35,14 +41,20 @@ Var<T, 2, D> log_softmax(const Var<T, 2, D>& x) {
   DISTILL_CHECK(x.extent(1) > 0, "log_softmax: rows of the input ", to_string(x.shape()), " are empty");
   auto& ctx = x.ctx();
   const index_t B = x.extent(0), K = x.extent(1);
-  Tensor<T, 2, D> out(x.shape());
-  cpu::log_softmax_rows(ops_detail::threads_for(ctx, x.numel()), x.value().data(), out.data(), B, K);
+  Tensor<T, 2, D> out = ops_detail::empty<T, 2>(ctx, x.shape());
+  if constexpr (ops_detail::is_cuda<D>)
+    cuda::log_softmax_rows<T>(ctx, x.value().data(), out.data(), B, K);
+  else
+    cpu::log_softmax_rows(ops_detail::threads_for(ctx, x.numel()), x.value().data(), out.data(), B, K);
   Tensor<T, 2, D> y = out;
   return autograd::make_result("log_softmax", ctx, std::move(out),
       [x, y, B, K](const Tensor<T, 2, D>& g) mutable {
         if (!x.requires_grad()) return;
-        cpu::log_softmax_rows_backward(ops_detail::threads_for(x.ctx(), x.numel()), y.data(), g.data(),
-                                       x.grad_buffer().data(), B, K);
+        if constexpr (ops_detail::is_cuda<D>)
+          cuda::log_softmax_rows_backward<T>(x.ctx(), y.data(), g.data(), x.grad_buffer().data(), B, K, true);
+        else
+          cpu::log_softmax_rows_backward(ops_detail::threads_for(x.ctx(), x.numel()), y.data(), g.data(),
+                                   x.grad_buffer().data(), B, K);
       },
       x);
 }

@@ -65,8 +65,6 @@ public:
   const options_type& options() const noexcept { return opt_; }
 
   void step() override {
-    static_assert(std::is_same_v<D, Cpu>,
-                  "optim::Adam: this build updates Cpu parameters only; the Cuda update kernel is not available.");
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
       const auto& p = this->params_[i];
       T* g = p.grad();
@@ -74,11 +72,16 @@ public:
       this->check_size(i);
       auto& st = this->state_[i];
       ++st.step;
-      const cpu::AdamHyper h{this->lr_, opt_.beta1,  opt_.beta2,   opt_.eps,
-                             opt_.weight_decay, Decoupled, opt_.amsgrad, static_cast<long long>(st.step)};
       T* vmax = opt_.amsgrad ? st.buffers[2].data() : nullptr;
-      cpu::adam_update(p.data(), g, st.buffers[0].data(), st.buffers[1].data(), vmax, p.numel(), h,
-                       Base::threads_for(p));
+      if constexpr (std::is_same_v<D, Cuda>) {  // kernels/optim.cuh: cpu::adam_update's order of operations
+        const cuda::AdamConfig c{this->lr_, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, Decoupled, st.step};
+        cuda::adam_step<T>(p.ctx(), p.data(), g, st.buffers[0].data(), st.buffers[1].data(), p.numel(), c, vmax);
+      } else {
+        const cpu::AdamHyper h{this->lr_,        opt_.beta1, opt_.beta2,   opt_.eps,
+                               opt_.weight_decay, Decoupled, opt_.amsgrad, static_cast<long long>(st.step)};
+        cpu::adam_update(p.data(), g, st.buffers[0].data(), st.buffers[1].data(), vmax, p.numel(), h,
+                         Base::threads_for(p));
+      }
     }
     ++this->steps_;
   }

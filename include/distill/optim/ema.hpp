@@ -7,6 +7,8 @@
 // writes the target's values directly: no graph is recorded and no gradient is touched. BatchNorm running
 // statistics (the modules' buffers) are copied from the source by default (BufferMode::Copy), averaged with
 // the same momentum (BufferMode::Ema), or left alone (BufferMode::Keep, MoCo's key encoder keeps its own).
+// Cuda modules are averaged on the device (kernels/optim.cuh, the same arithmetic as cpu::ema_update); `threads`
+// only applies to Cpu.
 #pragma once
 
 #include <string>
@@ -83,6 +85,20 @@ void pair_check(const char* what, const std::vector<Slot>& tgt, const std::vecto
                   " in the source ('", src[i].name, "')");
 }
 
+/// The context of the first parameter (Cuda: the stream the update runs on), or null if there is none.
+template <class T, class D, class M>
+Context<D>* context_of(M& m) {
+  Context<D>* ctx = nullptr;
+  if constexpr (std::is_same_v<std::remove_cv_t<M>, ParamList<T, D>>) {
+    if (!m.empty()) ctx = &m[0].ctx();
+  } else {
+    m.for_each_parameter([&](std::string_view, auto& var) {
+      if (!ctx) ctx = &var.ctx();
+    });
+  }
+  return ctx;
+}
+
 template <class X>
 struct value_type_of {
   using type = typename X::value_type;
@@ -96,21 +112,40 @@ void ema_update(Target& target, const Source& source, double momentum, BufferMod
                 int threads = 1) {
   using T = typename ema_detail::value_type_of<std::remove_cv_t<Target>>::type;
   using D = typename std::remove_cv_t<Target>::device_type;
-  static_assert(std::is_same_v<D, Cpu>, "ema_update: this build averages Cpu parameters only.");
+  static_assert(std::is_same_v<D, typename std::remove_cv_t<Source>::device_type>,
+                "ema_update: target and source must live on the same device.");
   DISTILL_CHECK(momentum >= 0 && momentum <= 1, "ema_update: momentum must be in [0, 1], got ", momentum);
   DISTILL_CHECK(threads >= 1, "ema_update: thread count must be >= 1, got ", threads);
   const auto tp = ema_detail::param_slots<T, D>(target);
   const auto sp = ema_detail::param_slots<T, D>(source);
   ema_detail::pair_check<T>("parameter", tp, sp);
-  for (std::size_t i = 0; i < tp.size(); ++i)
-    cpu::ema_update(static_cast<T*>(tp[i].data), static_cast<const T*>(sp[i].data), tp[i].numel, momentum, threads);
-  if (buffers == BufferMode::Keep) return;
-  const auto tb = ema_detail::buffer_slots<T>(target);
-  const auto sb = ema_detail::buffer_slots<T>(source);
-  ema_detail::pair_check<T>("buffer", tb, sb);
-  for (std::size_t i = 0; i < tb.size(); ++i)
-    cpu::ema_update(static_cast<T*>(tb[i].data), static_cast<const T*>(sb[i].data), tb[i].numel,
-                    buffers == BufferMode::Ema ? momentum : 0.0, threads);
+  std::vector<ema_detail::Slot> tb, sb;
+  if (buffers != BufferMode::Keep) {
+    tb = ema_detail::buffer_slots<T>(target);
+    sb = ema_detail::buffer_slots<T>(source);
+    ema_detail::pair_check<T>("buffer", tb, sb);
+  }
+  const double buffer_momentum = buffers == BufferMode::Ema ? momentum : 0.0;
+  if constexpr (std::is_same_v<D, Cuda>) {  // one ema_update_kernel launch per tensor, on the target's stream
+    Context<Cuda>* ctx = ema_detail::context_of<T, D>(target);
+    Context<Cuda>* src_ctx = ema_detail::context_of<T, D>(source);
+    if (!ctx) {
+      DISTILL_CHECK(tb.empty(), "ema_update: a Cuda target with buffers but no parameters has no context");
+      return;
+    }
+    if (src_ctx && src_ctx != ctx) src_ctx->synchronize();  // the source's queued updates finish first
+    for (std::size_t i = 0; i < tp.size(); ++i)
+      cuda::ema_update<T>(*ctx, static_cast<T*>(tp[i].data), static_cast<const T*>(sp[i].data), tp[i].numel, momentum);
+    for (std::size_t i = 0; i < tb.size(); ++i)
+      cuda::ema_update<T>(*ctx, static_cast<T*>(tb[i].data), static_cast<const T*>(sb[i].data), tb[i].numel,
+                          buffer_momentum);
+  } else {
+    for (std::size_t i = 0; i < tp.size(); ++i)
+      cpu::ema_update(static_cast<T*>(tp[i].data), static_cast<const T*>(sp[i].data), tp[i].numel, momentum, threads);
+    for (std::size_t i = 0; i < tb.size(); ++i)
+      cpu::ema_update(static_cast<T*>(tb[i].data), static_cast<const T*>(sb[i].data), tb[i].numel, buffer_momentum,
+                      threads);
+  }
 }
 
 /// Copy every parameter (and buffer) value of `source` into `target` (teacher / momentum-encoder init).

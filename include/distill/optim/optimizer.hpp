@@ -9,7 +9,8 @@
 //   * state is per parameter: a step counter and named flat buffers of the parameter's size (allocated
 //     zero-filled at construction; "first step" semantics come from the counter). for_each_state() visits
 //     them for checkpoints (io::Checkpoint::put_optimizer / load_optimizer).
-// The update arithmetic lives in cpu/optim.hpp; step() is virtual (one call per training step), so an
+// The update arithmetic lives in cpu/optim.hpp (Cpu) and kernels/optim.cuh (Cuda: parameters, gradients and state
+// buffers in device memory; step counters on the host); step() is virtual (one call per training step), so an
 // optimizer chosen at run time can sit behind a std::unique_ptr<Optimizer<T>>.
 #pragma once
 

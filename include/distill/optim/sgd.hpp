@@ -43,8 +43,6 @@ public:
   const SgdOptions& options() const noexcept { return opt_; }
 
   void step() override {
-    static_assert(std::is_same_v<D, Cpu>,
-                  "optim::SGD: this build updates Cpu parameters only; the Cuda update kernel is not available.");
     const cpu::SgdHyper h{this->lr_, opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov};
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
       const auto& p = this->params_[i];
@@ -53,7 +51,13 @@ public:
       this->check_size(i);
       auto& st = this->state_[i];
       T* buf = st.buffers.empty() ? nullptr : st.buffers[0].data();
-      cpu::sgd_update(p.data(), g, buf, p.numel(), h, st.step == 0, Base::threads_for(p));
+      if constexpr (std::is_same_v<D, Cuda>) {  // kernels/optim.cuh: the same formulas, one launch per parameter
+        const cuda::SgdConfig c{this->lr_, opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov,
+                                st.step == 0};
+        cuda::sgd_step<T>(p.ctx(), p.data(), g, buf, p.numel(), c);
+      } else {
+        cpu::sgd_update(p.data(), g, buf, p.numel(), h, st.step == 0, Base::threads_for(p));
+      }
       ++st.step;
     }
     ++this->steps_;
