@@ -12,10 +12,6 @@
 // see memtrack below). `bench_losses --peaks` prints the machine's measured GEMM and copy-bandwidth ceilings.
 #include <malloc.h>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
-
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -145,6 +141,9 @@ bench::Case make_case(const std::string& name, int threads, std::vector<Shape<2>
   c.bytes = bytes;
   if (g_measure_memory) {
     c.run();  // warm-up (first-touch of lazily sized internals)
+    // Empty the context's caching pool, so that the measured run allocates afresh; blocks it frees stay cached
+    // (and counted as live), so the peak includes what the pool holds.
+    in->ctx->host_pool().release();
     c.extra_bytes = std::max(0.0, measure_extra([&] {
                                      auto l = loss(in->v);
                                      l.backward();
@@ -184,35 +183,9 @@ std::vector<bench::Case> cases(int threads) {
 /// Measured ceilings: distill's CPU GEMM (Eigen), the tile kernel of the fused losses, and copy bandwidth.
 void print_peaks(int threads) {
   std::printf("threads %d\n", threads);
-  {
-    // Register-only FMA throughput: 12 independent 8-wide chains per thread (the FP32 ceiling; the empty asm
-    // keeps the chains in registers).
-    const long n = 40000000;
-    double best = 1e30;
-    for (int trial = 0; trial < 3; ++trial) {
-      const double t0 = bench::now_ms();
-#pragma omp parallel num_threads(threads)
-      {
-#if defined(__AVX2__) && defined(__FMA__)
-        __m256 a[12];
-        for (int j = 0; j < 12; ++j) a[j] = _mm256_set1_ps(1.0f + float(j) * 1e-7f);
-        const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
-        for (long i = 0; i < n; ++i) {
-          for (int j = 0; j < 12; ++j) a[j] = _mm256_fmadd_ps(a[j], m, c);
-          asm volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]), "+x"(a[6]),
-                       "+x"(a[7]), "+x"(a[8]), "+x"(a[9]), "+x"(a[10]), "+x"(a[11]));
-        }
-#endif
-      }
-      best = std::min(best, bench::now_ms() - t0);
-    }
-#if defined(__AVX2__) && defined(__FMA__)
-    std::printf("fma_peak             %8.1f GFLOP/s (12 x 8-wide FMA chains per thread)\n",
-                double(threads) * 12.0 * 16.0 * double(n) / (best * 1e6));
-#else
-    std::printf("fma_peak                  n/a (built without AVX2 + FMA)\n");
-#endif
-  }
+  const double fma = bench::measure_fma_gflops(threads);
+  if (fma > 0) std::printf("fma_peak             %8.1f GFLOP/s (12 x 8-wide FMA chains per thread)\n", fma);
+  else std::printf("fma_peak                  n/a (built without AVX2 + FMA)\n");
   std::printf("sgemm_eigen_1024     %8.1f GFLOP/s (distill::cpu::gemm, 1024^3)\n",
               bench::measure_sgemm_gflops(threads));
   {
@@ -238,19 +211,7 @@ void print_peaks(int threads) {
     std::printf("tile_kernel_96x128   %8.1f GFLOP/s (S = Z_I Z_J^T and dZ += H Z_J, per-thread tiles)\n",
                 2.0 * 2.0 * double(bt) * bt * Dp * double(reps / threads * threads) / (best * 1e6));
   }
-  {
-    const std::size_t n = std::size_t(64) << 20;  // 64 Mi floats = 256 MiB per array
-    std::vector<float> a(n, 1.0f), b(n, 0.0f);
-    double best = 1e30;
-    for (int trial = 0; trial < 4; ++trial) {
-      const double t0 = bench::now_ms();
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (std::size_t i = 0; i < n; ++i) b[i] = a[i] * 1.0001f;
-      best = std::min(best, bench::now_ms() - t0);
-    }
-    std::printf("copy_bandwidth       %8.1f GB/s (read + write, 256 MiB arrays)\n",
-                2.0 * 4.0 * double(n) / (best * 1e6));
-  }
+  std::printf("copy_bandwidth       %8.1f GB/s (read + write, 256 MiB arrays)\n", bench::measure_copy_gbs(threads));
 }
 
 }  // namespace

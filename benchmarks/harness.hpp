@@ -5,7 +5,8 @@
 //   bench_x                      standalone: every case, warm-up, >= 20 timed reps, min and median (ours only)
 //   bench_x --list               one JSON object per line: {"name", "flops", "bytes", "extra_bytes"}
 //   bench_x --serve              reads "run <case> <reps>" lines on stdin, answers "ms <t1> <t2> ..." (one per rep);
-//                                "peak" answers "gflops <measured SGEMM GFLOP/s>"; "quit" ends.
+//                                "peak" answers "gflops <SGEMM GFLOP/s> fma <FP32 FMA GFLOP/s> gbs <copy GB/s>", the
+//                                machine's ceilings measured by this binary (see measure_*); "quit" ends.
 //   --threads N                  threads of the distill context (default 2)
 // benchmarks/harness.py drives --serve and the PyTorch peer in the same process tree, interleaving them, so both
 // are measured under the same machine load. Timings are wall-clock (steady_clock).
@@ -20,6 +21,10 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include "distill/core/context.hpp"
 #include "distill/cpu/eigen.hpp"
@@ -70,6 +75,49 @@ inline double measure_sgemm_gflops(int threads, distill::index_t n = 1024, int r
   return 2.0 * double(n) * n * n / (best * 1e6);
 }
 
+/// The FP32 compute ceiling: register-only FMA throughput, 12 independent 8-wide chains per thread (enough to
+/// cover the FMA latency on two ports; the empty asm keeps the chains in registers), best of 3. 0 when built
+/// without AVX2 + FMA.
+inline double measure_fma_gflops(int threads) {
+#if defined(__AVX2__) && defined(__FMA__)
+  const long n = 20000000;
+  double best = 1e30;
+  for (int trial = 0; trial < 3; ++trial) {
+    const double t0 = now_ms();
+#pragma omp parallel num_threads(threads)
+    {
+      __m256 a[12];
+      for (int j = 0; j < 12; ++j) a[j] = _mm256_set1_ps(1.0f + float(j) * 1e-7f);
+      const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
+      for (long i = 0; i < n; ++i) {
+        for (int j = 0; j < 12; ++j) a[j] = _mm256_fmadd_ps(a[j], m, c);
+        asm volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]), "+x"(a[6]),
+                     "+x"(a[7]), "+x"(a[8]), "+x"(a[9]), "+x"(a[10]), "+x"(a[11]));
+      }
+    }
+    best = std::min(best, now_ms() - t0);
+  }
+  return double(threads) * 12.0 * 16.0 * double(n) / (best * 1e6);
+#else
+  (void)threads;
+  return 0.0;
+#endif
+}
+
+/// The memory ceiling: a streaming scale-copy over two 256 MiB arrays (read + write bytes), best of 4.
+inline double measure_copy_gbs(int threads) {
+  const std::size_t n = std::size_t(64) << 20;
+  std::vector<float> a(n, 1.0f), b(n, 0.0f);
+  double best = 1e30;
+  for (int trial = 0; trial < 4; ++trial) {
+    const double t0 = now_ms();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (std::size_t i = 0; i < n; ++i) b[i] = a[i] * 1.0001f;
+    best = std::min(best, now_ms() - t0);
+  }
+  return 2.0 * 4.0 * double(n) / (best * 1e6);
+}
+
 inline int parse_threads(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; ++i)
     if (std::strcmp(argv[i], "--threads") == 0) return std::max(1, std::atoi(argv[i + 1]));
@@ -105,7 +153,8 @@ inline int main(int argc, char** argv, const std::function<std::vector<Case>(int
       is >> cmd;
       if (cmd == "quit") break;
       if (cmd == "peak") {
-        std::printf("gflops %.3f\n", measure_sgemm_gflops(threads));
+        const double sgemm = measure_sgemm_gflops(threads), fma = measure_fma_gflops(threads);
+        std::printf("gflops %.3f fma %.3f gbs %.3f\n", sgemm, fma, measure_copy_gbs(threads));
       } else if (cmd == "run") {
         std::string name;
         int reps = 1;

@@ -7,8 +7,8 @@
 The peer module defines `CASES = {name: make}` where `make(threads)` returns a zero-argument callable doing the
 same unit of work as the C++ case of the same name. For every case, the driver alternates one rep of ours and one
 of the peer (order flipped every rep) so both see the same machine load, then prints min and median of each, the
-ratio peer/ours (> 1 means distill is faster), GFLOP/s and GB/s, and % of the SGEMM peak measured by our binary in
-the same run. Run it with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` (see scripts/bench.sh) so torch's OpenBLAS
+ratio peer/ours (> 1 means distill is faster), GFLOP/s and GB/s, and their share of the machine's ceilings measured
+by our binary in the same run (FP32 FMA throughput, copy bandwidth; the SGEMM rate goes to the JSON). Run it with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` (see scripts/bench.sh) so torch's OpenBLAS
 picks its best kernel; never set that in tests.
 """
 import argparse
@@ -48,8 +48,11 @@ class Ours:
     def run(self, name, reps=1):
         return [float(x) for x in self.ask(f"run {name} {reps}")[1:]]
 
-    def peak(self):
-        return float(self.ask("peak")[1])
+    def peaks(self):
+        """(SGEMM GFLOP/s, FP32 FMA GFLOP/s, copy GB/s) measured by the binary; older binaries answer only the first."""
+        out = self.ask("peak")
+        vals = dict(zip(out[0::2], (float(x) for x in out[1::2])))
+        return vals["gflops"], vals.get("fma", 0.0), vals.get("gbs", 0.0)
 
     def close(self):
         self.p.stdin.write("quit\n")
@@ -65,6 +68,9 @@ def main():
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--cases", default="")
+    ap.add_argument("--settle-ms", type=float, default=0.0,
+                    help="pause before every timed rep so the other side's idle worker threads stop spinning; off by "
+                         "default: with 150 ms both sides ran slower and noisier (threads asleep, caches cold)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
 
@@ -77,11 +83,11 @@ def main():
         names = [n for n in names if n in args.cases.split(",")]
     missing = [n for n in ours.cases if n not in peer.CASES]
 
-    peak = ours.peak()
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.reps} interleaved reps; "
-          f"measured SGEMM peak {peak:.1f} GFLOP/s (distill's CPU GEMM)")
+    peak, fma, bw = ours.peaks()
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.reps} interleaved reps; measured ceilings: "
+          f"FP32 FMA {fma:.1f} GFLOP/s, SGEMM {peak:.1f} GFLOP/s (distill's CPU GEMM), copy {bw:.1f} GB/s")
     hdr = f"{'case':<34} {'ours min':>9} {'ours med':>9} {'torch min':>9} {'torch med':>9} {'ratio':>6} " \
-          f"{'GFLOP/s':>8} {'%peak':>6} {'GB/s':>7}"
+          f"{'GFLOP/s':>8} {'%fma':>5} {'GB/s':>6} {'%bw':>4}"
     print(hdr)
     print("-" * len(hdr))
     results = []
@@ -94,6 +100,8 @@ def main():
         for r in range(args.reps):
             order = (0, 1) if r % 2 == 0 else (1, 0)
             for who in order:
+                if args.settle_ms > 0:
+                    time.sleep(args.settle_ms / 1e3)
                 if who == 0:
                     t_ours += ours.run(name, 1)
                 else:
@@ -106,18 +114,22 @@ def main():
         gbs = c["bytes"] / (om * 1e6) if c["bytes"] else 0.0
         row = dict(case=name, ours_min_ms=min(t_ours), ours_median_ms=om, torch_min_ms=min(t_peer),
                    torch_median_ms=pm, ratio_torch_over_ours=pm / om, gflops=gflops,
-                   pct_sgemm_peak=100 * gflops / peak if peak else 0, gbs=gbs, extra_bytes=c["extra_bytes"])
+                   pct_sgemm_peak=100 * gflops / peak if peak else 0, pct_fma_peak=100 * gflops / fma if fma else 0,
+                   gbs=gbs, pct_copy_bw=100 * gbs / bw if bw else 0, extra_bytes=c["extra_bytes"])
         results.append(row)
         print(f"{name:<34} {row['ours_min_ms']:9.3f} {om:9.3f} {row['torch_min_ms']:9.3f} {pm:9.3f} "
-              f"{row['ratio_torch_over_ours']:6.2f} {gflops:8.2f} {row['pct_sgemm_peak']:6.1f} {gbs:7.2f}")
+              f"{row['ratio_torch_over_ours']:6.2f} {gflops:8.2f} {row['pct_fma_peak']:5.1f} {gbs:6.2f} "
+              f"{row['pct_copy_bw']:4.0f}")
         sys.stdout.flush()
     ours.close()
     if missing:
         print(f"(cases without a torch peer, not timed here: {', '.join(missing)})")
-    print("ratio = torch median / distill median (> 1: distill faster)")
+    print("ratio = torch median / distill median (> 1: distill faster); GFLOP/s and GB/s from our median; "
+          "%fma = of the FP32 FMA ceiling, %bw = of the copy bandwidth")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(threads=args.threads, reps=args.reps, torch=torch.__version__, sgemm_peak_gflops=peak,
+                           fma_peak_gflops=fma, copy_bandwidth_gbs=bw,
                            results=results), f, indent=1)
 
 

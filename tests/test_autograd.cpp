@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "distill/autograd/grad_check.hpp"
+#include "distill/core/host_pool.hpp"
 #include "distill/autograd/var.hpp"
 #include "distill/ops/elementwise.hpp"
 #include "distill/ops/reduce.hpp"
@@ -31,6 +32,70 @@ TEST_CASE("tensor basics: shape, indexing, views, errors", "[tensor]") {
   REQUIRE_THROWS_WITH(t.reshape(Shape<2>{5, 5}), Catch::Contains("[2, 3, 4]") && Catch::Contains("[5, 5]"));
   REQUIRE_THROWS_WITH(t.at(2, 0, 0), Catch::Contains("out of range"));
   REQUIRE_THROWS_AS((Tensor<float, 2>(Shape<2>{-1, 2})), Error);
+}
+
+TEST_CASE("caching host pool: size classes, reuse, bound, release, lifetime", "[tensor][pool]") {
+  // Size classes: quarter octaves above 64 KiB, never smaller than asked, at most 25% larger, multiples of 64.
+  for (std::size_t b : {std::size_t(65537), std::size_t(100000), std::size_t(131072), std::size_t(131073),
+                        std::size_t(1) << 20, (std::size_t(3) << 20) + 5}) {
+    const std::size_t c = HostPool::size_class(b);
+    INFO("bytes " << b << " class " << c);
+    CHECK(c >= b);
+    CHECK(double(c) <= 1.25 * double(b) + 64);
+    CHECK(c % kAlignment == 0);
+  }
+  CHECK(HostPool::size_class(std::size_t(1) << 20) == std::size_t(1) << 20);
+
+  auto pool = std::make_shared<HostPool>(true, std::size_t(4) << 20);
+  void* first = nullptr;
+  {
+    auto a = pool->allocate(300000);
+    first = a.get();
+    REQUIRE(reinterpret_cast<std::uintptr_t>(first) % kAlignment == 0);
+    CHECK(pool->misses() == 1);
+    CHECK(pool->cached_bytes() == 0);
+  }
+  CHECK(pool->cached_bytes() == HostPool::size_class(300000));
+  {
+    auto b = pool->allocate(290000);  // same size class: the cached block comes back
+    CHECK(b.get() == first);
+    CHECK(pool->hits() == 1);
+    auto c = pool->allocate(290000);  // the class is empty now: a new block
+    CHECK(c.get() != first);
+    CHECK(pool->misses() == 2);
+  }
+  // The bound: blocks freed beyond max_cached go back to the system.
+  {
+    auto big = pool->allocate(std::size_t(5) << 20);
+  }
+  CHECK(pool->cached_bytes() <= std::size_t(4) << 20);
+  pool->release();
+  CHECK(pool->cached_bytes() == 0);
+  // Small blocks bypass the cache; a disabled pool caches nothing.
+  { auto s = pool->allocate(1000); }
+  CHECK(pool->cached_bytes() == 0);
+  pool->set_enabled(false);
+  { auto d = pool->allocate(300000); }
+  CHECK(pool->cached_bytes() == 0);
+
+  // Through a context: a training-step-like loop reuses its blocks; a tensor may outlive its context.
+  Tensor<float, 2> survivor;
+  {
+    Context<Cpu> ctx(1, 3);
+    ctx.host_pool().set_enabled(true);
+    const float* p0 = nullptr;
+    for (int step = 0; step < 3; ++step) {
+      auto t = ctx.zeros<float, 2>(Shape<2>{256, 256});
+      REQUIRE(t(255, 255) == 0.0f);
+      if (step == 0) p0 = t.data();
+      CHECK(t.data() == p0);
+      t.fill(float(step + 1));  // dirty the block: zeros() must clear it again next step
+    }
+    CHECK(ctx.host_pool().hits() == 2);
+    survivor = ctx.empty<float, 2>(Shape<2>{128, 256});
+    survivor.fill(2.0f);
+  }
+  CHECK(survivor(127, 255) == 2.0f);  // the pool lives until its last block is freed
 }
 
 TEST_CASE("counter RNG is reproducible and stream-independent", "[rng]") {

@@ -7,9 +7,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "distill/core/device.hpp"
 #include "distill/core/error.hpp"
+#include "distill/core/host_pool.hpp"
 #include "distill/core/rng.hpp"
 #include "distill/core/tensor.hpp"
 
@@ -56,16 +58,32 @@ template <>
 class Context<Cpu> : public ContextBase {
 public:
   using device_type = Cpu;
-  explicit Context(int threads = 1, std::uint64_t seed = 0) : ContextBase(threads, seed) {}
+  explicit Context(int threads = 1, std::uint64_t seed = 0)
+      : ContextBase(threads, seed), pool_(std::make_shared<HostPool>()) {}
 
+  /// Uninitialised tensor; blocks of >= 64 KiB come from this context's caching allocator (host_pool()).
   template <class T, std::size_t R>
   Tensor<T, R, Cpu> empty(const Shape<R>& s) const {
-    return Tensor<T, R, Cpu>(s);
+    for (std::size_t i = 0; i < R; ++i) DISTILL_CHECK(s[i] >= 0, "negative extent in shape ", to_string(s));
+    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(numel(s));
+    if (bytes < HostPool::kMinBytes) return Tensor<T, R, Cpu>(s);
+    std::shared_ptr<void> block = pool_->allocate(bytes);
+    T* data = static_cast<T*>(block.get());
+    return Tensor<T, R, Cpu>(std::move(block), data, s);
   }
   template <class T, std::size_t R>
   Tensor<T, R, Cpu> zeros(const Shape<R>& s) const {
-    return Tensor<T, R, Cpu>::zeros(s);
+    Tensor<T, R, Cpu> t = empty<T, R>(s);
+    t.fill(T(0));
+    return t;
   }
+
+  /// The caching host allocator: freed blocks are kept for the next step (see core/host_pool.hpp).
+  /// `host_pool().release()` returns the cache to the system; `set_enabled(false)` turns caching off.
+  HostPool& host_pool() const noexcept { return *pool_; }
+
+private:
+  std::shared_ptr<HostPool> pool_;
 };
 
 /// RAII: disables autograd recording on a context for the guard's lifetime, restoring the previous mode.

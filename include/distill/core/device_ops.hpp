@@ -18,8 +18,8 @@ struct DeviceOps;  // specialised per device
 template <>
 struct DeviceOps<Cpu> {
   template <class T, std::size_t R>
-  static Tensor<T, R, Cpu> zeros(Context<Cpu>&, const Shape<R>& s) {
-    return Tensor<T, R, Cpu>::zeros(s);
+  static Tensor<T, R, Cpu> zeros(Context<Cpu>& ctx, const Shape<R>& s) {
+    return ctx.zeros<T, R>(s);
   }
   template <class T, std::size_t R>
   static void fill(Context<Cpu>&, Tensor<T, R, Cpu>& t, T v) {

@@ -37,6 +37,7 @@
 #include <omp.h>
 #endif
 
+#include "distill/core/host_pool.hpp"
 #include "distill/core/shape.hpp"
 #include "distill/core/tensor.hpp"
 #include "distill/cpu/losses_gemm.hpp"
@@ -59,6 +60,24 @@ template <class T>
 bool fixed_shift_ok(double bound) {
   return 2.0 * bound <= fixed_shift_range<T>();
 }
+
+/// How an engine runs: its thread count and where its scratch and saved buffers come from (a context's caching
+/// host pool, or plain aligned allocation when `pool` is null). Built implicitly from a thread count.
+struct Exec {
+  int threads = 1;
+  HostPool* pool = nullptr;
+  Exec(int t, HostPool* p = nullptr) : threads(t), pool(p) {}  // NOLINT: implicit on purpose
+  /// An uninitialised, 64-byte-aligned buffer of max(n, 1) values.
+  template <class T>
+  Tensor<T, 1> buffer(index_t n) const {
+    const Shape<1> s{std::max<index_t>(n, 1)};
+    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(s[0]);
+    if (!pool || bytes < HostPool::kMinBytes) return Tensor<T, 1>(s);
+    std::shared_ptr<void> block = pool->allocate(bytes);
+    T* data = static_cast<T*>(block.get());
+    return Tensor<T, 1>(std::move(block), data, s);
+  }
+};
 
 namespace detail {
 template <class T>
@@ -116,8 +135,9 @@ void run_balanced(int slots, index_t n, Cost cost, F&& body) {
 }
 
 template <class T>
-inline T* alloc_zero(Tensor<T, 1>& t, index_t n) {
-  t = Tensor<T, 1>::zeros(Shape<1>{std::max<index_t>(n, 1)});
+inline T* alloc_zero(const Exec& ex, Tensor<T, 1>& t, index_t n) {
+  t = ex.buffer<T>(n);
+  std::fill(t.data(), t.data() + t.numel(), T(0));
   return t.data();
 }
 
@@ -172,7 +192,8 @@ struct RowSource {
 /// Builds Emb from up to two stacked row blocks of width d, L2-normalising each row (F.normalize semantics,
 /// z = x / max(||x||, eps)) when `normalize`.
 template <class T>
-Emb<T> make_emb(int threads, RowSource<T> a, RowSource<T> b, index_t d, bool normalize) {
+Emb<T> make_emb(Exec ex, RowSource<T> a, RowSource<T> b, index_t d, bool normalize) {
+  const int threads = ex.threads;
   Emb<T> e;
   e.n = a.n + b.n;
   e.d = d;
@@ -180,9 +201,9 @@ Emb<T> make_emb(int threads, RowSource<T> a, RowSource<T> b, index_t d, bool nor
   e.normalized = normalize;
   const index_t n = e.n, dp = e.dp;
   const index_t np = tile::round_up(std::max<index_t>(n, 1), tile::kColumnQuantum);
-  e.z = Tensor<T, 1>(Shape<1>{std::max<index_t>(n * dp, 1)});
-  e.zt = Tensor<T, 1>(Shape<1>{np * dp});
-  e.norm = Tensor<T, 1>(Shape<1>{std::max<index_t>(n, 1)});
+  e.z = ex.buffer<T>(n * dp);
+  e.zt = ex.buffer<T>(np * dp);
+  e.norm = ex.buffer<T>(n);
   T* z = e.z.data();
   T* zt = e.zt.data();
   T* nrm = e.norm.data();
@@ -323,7 +344,8 @@ inline void online_row(const T* x, index_t len, double& m, double& s, T* scratch
 /// lse[i] = log sum_{k != i} exp(scale * z_i . z_k). fixed: every exponent shifted by `shift` (requires
 /// |scale z_i.z_k| <= shift and fixed_shift_ok); otherwise online row maxima. Rows with no other row: -inf.
 template <class T>
-void self_lse(int threads, const Emb<T>& Z, T scale, bool fixed, T shift, double* lse, index_t bt = kTile) {
+void self_lse(Exec ex, const Emb<T>& Z, T scale, bool fixed, T shift, double* lse, index_t bt = kTile) {
+  const int threads = ex.threads;
   const index_t n = Z.n, dp = Z.dp, nb = (n + bt - 1) / bt;
   std::vector<std::array<index_t, 2>> pairs;
   for (index_t I = 0; I < nb; ++I)
@@ -397,8 +419,9 @@ void self_lse(int threads, const Emb<T>& Z, T scale, bool fixed, T shift, double
 /// dz (row stride dp, zero or holding earlier terms) += scale * sum_{j != i} (a_i P_ij + a_j P_ji) z_j with
 /// P_ij = exp(scale z_i.z_j - lse_i). Rows with a_i == 0 contribute nothing (their lse may be -inf).
 template <class T>
-void self_backward(int threads, const Emb<T>& Z, T scale, bool fixed, T shift, const double* lse, const double* a,
+void self_backward(Exec ex, const Emb<T>& Z, T scale, bool fixed, T shift, const double* lse, const double* a,
                    T* dz, index_t bt = kTile) {
+  const int threads = ex.threads;
   const index_t n = Z.n, dp = Z.dp, nb = (n + bt - 1) / bt;
   std::vector<std::array<index_t, 2>> pairs;
   for (index_t I = 0; I < nb; ++I)
@@ -413,7 +436,7 @@ void self_backward(int threads, const Emb<T>& Z, T scale, bool fixed, T shift, c
     lrow[i] = on ? static_cast<T>(lse[i]) : std::numeric_limits<T>::infinity();
   }
   Tensor<T, 1> extra;
-  T* parts = slots > 1 ? detail::alloc_zero(extra, (slots - 1) * n * dp) : nullptr;
+  T* parts = slots > 1 ? detail::alloc_zero(ex, extra, (slots - 1) * n * dp) : nullptr;
   const std::size_t per_thread = static_cast<std::size_t>(bt * bt + bt);
   Tensor<T, 1> bufs(Shape<1>{index_t(slots) * index_t(per_thread)});  // 64-byte aligned, see row_sum
   // Backward cost: S and H Z on every pair, H^T Z only off the diagonal.
@@ -460,8 +483,9 @@ enum class Mask { none, diagonal };
 /// Row log-sum-exp of S = scale A B^T over the allowed columns, and (if col_lse) the column log-sum-exp.
 /// Column statistics are only supported without a mask.
 template <class T>
-void cross_lse(int threads, const Emb<T>& A, const Emb<T>& B, T scale, bool fixed, T shift, Mask mask,
+void cross_lse(Exec ex, const Emb<T>& A, const Emb<T>& B, T scale, bool fixed, T shift, Mask mask,
                double* row_lse, double* col_lse, index_t bt = kTile) {
+  const int threads = ex.threads;
   DISTILL_CHECK(!(col_lse && mask == Mask::diagonal && !fixed), "cross_lse: column statistics with the diagonal "
                 "mask need the fixed-shift mode");
   const index_t na = A.n, nb_ = B.n, dp = A.dp, na_rows = na, nb_cols = nb_;
@@ -541,9 +565,10 @@ void cross_lse(int threads, const Emb<T>& A, const Emb<T>& B, T scale, bool fixe
 /// + b_j exp(S_ij - col_lse_j) on the allowed entries (b/col_lse may be null: no column term).
 /// dA or dB may be null (no gradient wanted). Rows/columns with a zero coefficient contribute nothing.
 template <class T>
-void cross_backward(int threads, const Emb<T>& A, const Emb<T>& B, T scale, bool fixed, T shift, Mask mask,
+void cross_backward(Exec ex, const Emb<T>& A, const Emb<T>& B, T scale, bool fixed, T shift, Mask mask,
                     const double* row_lse, const double* a, const double* col_lse, const double* b, T* dA, T* dB,
                     index_t bt = kTile) {
+  const int threads = ex.threads;
   if (!dA && !dB) return;
   const index_t na = A.n, nb_ = B.n, dp = A.dp, na_rows = na, nb_cols = nb_;
   const index_t rb = (na + bt - 1) / bt, cb = (nb_ + bt - 1) / bt, npairs = rb * cb;
@@ -562,8 +587,8 @@ void cross_backward(int threads, const Emb<T>& A, const Emb<T>& B, T scale, bool
   coefs(row_lse, a, na, ka, la);
   if (has_col) coefs(col_lse, b, nb_, kb, lb);
   Tensor<T, 1> extra_a, extra_b;
-  T* parts_a = dA && slots > 1 ? detail::alloc_zero(extra_a, (slots - 1) * na * dp) : nullptr;
-  T* parts_b = dB && slots > 1 ? detail::alloc_zero(extra_b, (slots - 1) * nb_ * dp) : nullptr;
+  T* parts_a = dA && slots > 1 ? detail::alloc_zero(ex, extra_a, (slots - 1) * na * dp) : nullptr;
+  T* parts_b = dB && slots > 1 ? detail::alloc_zero(ex, extra_b, (slots - 1) * nb_ * dp) : nullptr;
   const std::size_t per_thread = static_cast<std::size_t>(bt * bt + bt);
   Tensor<T, 1> bufs(Shape<1>{index_t(slots) * index_t(per_thread)});  // 64-byte aligned, see row_sum
   detail::run_balanced(slots, npairs, [&](index_t p) {
@@ -619,8 +644,9 @@ void cross_backward(int threads, const Emb<T>& A, const Emb<T>& B, T scale, bool
 /// Row statistics for KL(softmax(Y_i) || softmax(X_i)): lse_x, lse_y and cross_i = sum_j p_ij (Y_ij - X_ij), so
 /// KL_i = cross_i - lse_y_i + lse_x_i. Rows without an allowed column get lse = -inf and cross = 0.
 template <class T>
-void softkl_forward(int threads, const Emb<T>& A, const Emb<T>& B, const Emb<T>& C, const Emb<T>& E, T scale,
+void softkl_forward(Exec ex, const Emb<T>& A, const Emb<T>& B, const Emb<T>& C, const Emb<T>& E, T scale,
                     bool fixed, Mask mask, double* lse_x, double* lse_y, double* cross, index_t bt = kTile) {
+  const int threads = ex.threads;
   const index_t n = A.n, nc = B.n, dp = A.dp, dpt = C.dp, na_rows = n, nb_cols = nc;
   const index_t rb = (n + bt - 1) / bt, cb = (nc + bt - 1) / bt, npairs = rb * cb;
   const int slots = detail::slots_for(threads, npairs);
@@ -709,9 +735,10 @@ void softkl_forward(int threads, const Emb<T>& A, const Emb<T>& B, const Emb<T>&
 /// dA += scale G B, dB += scale G^T A with G_ij = a_i (exp(X_ij - lse_x_i) - exp(Y_ij - lse_y_i)) on allowed
 /// entries (dA / dB may be null, and may alias when A and B are the same rows).
 template <class T>
-void softkl_backward(int threads, const Emb<T>& A, const Emb<T>& B, const Emb<T>& C, const Emb<T>& E, T scale,
+void softkl_backward(Exec ex, const Emb<T>& A, const Emb<T>& B, const Emb<T>& C, const Emb<T>& E, T scale,
                      Mask mask, const double* lse_x, const double* lse_y, const double* a, T* dA, T* dB,
                      index_t bt = kTile) {
+  const int threads = ex.threads;
   if (!dA && !dB) return;
   const index_t n = A.n, nc = B.n, dp = A.dp, dpt = C.dp, na_rows = n, nb_cols = nc;
   const index_t rb = (n + bt - 1) / bt, cb = (nc + bt - 1) / bt, npairs = rb * cb;
@@ -726,8 +753,8 @@ void softkl_backward(int threads, const Emb<T>& A, const Emb<T>& B, const Emb<T>
   // dA and dB may be the same buffer (self-similarity): then one set of partials serves both.
   const bool alias = dA && dB && dA == dB;
   Tensor<T, 1> extra_a, extra_b;
-  T* parts_a = dA && slots > 1 ? detail::alloc_zero(extra_a, (slots - 1) * n * dp) : nullptr;
-  T* parts_b = dB && !alias && slots > 1 ? detail::alloc_zero(extra_b, (slots - 1) * nc * dp) : nullptr;
+  T* parts_a = dA && slots > 1 ? detail::alloc_zero(ex, extra_a, (slots - 1) * n * dp) : nullptr;
+  T* parts_b = dB && !alias && slots > 1 ? detail::alloc_zero(ex, extra_b, (slots - 1) * nc * dp) : nullptr;
   const std::size_t per_thread = static_cast<std::size_t>(2 * bt * bt);
   Tensor<T, 1> bufs(Shape<1>{index_t(slots) * index_t(per_thread)});  // 64-byte aligned, see row_sum
   detail::run_balanced(slots, npairs, [&](index_t p) {

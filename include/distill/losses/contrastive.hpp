@@ -45,15 +45,16 @@ Var<T, 0, D> self_contrastive(const char* op, const Var<T, 2, D>& x1, const Var<
   } else {
     auto& ctx = x1.ctx();
     const int threads = ctx.threads();
+    const cpu::fused::Exec ex = detail::exec_of(ctx);
     const index_t n1 = x1.extent(0), n2 = x2.defined() ? x2.extent(0) : 0, n = n1 + n2, d = x1.extent(1);
     auto st = std::make_shared<SelfState<T>>();
-    st->z = cpu::fused::make_emb<T>(threads, {x1.value().data(), n1},
+    st->z = cpu::fused::make_emb<T>(ex, {x1.value().data(), n1},
                                     {x2.defined() ? x2.value().data() : nullptr, n2}, d, true);
     st->scale = static_cast<T>(1.0 / tau);
     st->fixed = cpu::fused::fixed_shift_ok<T>(1.0 / tau);
     st->shift = st->scale;
     st->lse.resize(static_cast<std::size_t>(n));
-    cpu::fused::self_lse<T>(threads, st->z, st->scale, st->fixed, st->shift, st->lse.data());
+    cpu::fused::self_lse<T>(ex, st->z, st->scale, st->fixed, st->shift, st->lse.data());
     st->cls = std::move(cls);
     st->csum = class_sums(threads, st->z, st->cls);
     st->w = row_weights(op, weights, n);
@@ -70,7 +71,7 @@ Var<T, 0, D> self_contrastive(const char* op, const Var<T, 2, D>& x1, const Var<
     }
     double total = 0;
     for (index_t i = 0; i < n; ++i) total += st->w[i] * st->ell[i];
-    auto backward = [st, x1, x2, weights, n, threads](const Tensor<T, 0, D>& g_out) mutable {
+    auto backward = [st, x1, x2, weights, n, threads, ex](const Tensor<T, 0, D>& g_out) mutable {
       const double g = double(g_out[0]);
       const bool gx = x1.requires_grad() || (x2.defined() && x2.requires_grad());
       const index_t dp = st->z.dp;
@@ -82,8 +83,8 @@ Var<T, 0, D> self_contrastive(const char* op, const Var<T, 2, D>& x1, const Var<
           a[i] = g * st->w[i] / double(n);
           beta[i] = st->w[i] / double(npos);
         }
-        Tensor<T, 1> h = grad_layout(st->z);
-        cpu::fused::self_backward<T>(threads, st->z, st->scale, st->fixed, st->shift, st->lse.data(), a.data(),
+        Tensor<T, 1> h = grad_layout(ex, st->z);
+        cpu::fused::self_backward<T>(ex, st->z, st->scale, st->fixed, st->shift, st->lse.data(), a.data(),
                                      h.data());
         // Positive part: -(scale g / n) [beta_i (C_c - z_i) + W_c - beta_i z_i], W_c = sum_{class c} beta_j z_j.
         const std::vector<double> W = class_sums(threads, st->z, st->cls, beta.data());
@@ -182,6 +183,7 @@ Var<T, 0, D> supcon_cross(const Var<T, 2, D>& a, const Var<T, 2, D>& b, std::spa
   } else {
     auto& ctx = a.ctx();
     const int threads = ctx.threads();
+    const cpu::fused::Exec ex = detail::exec_of(ctx);
     const index_t n = a.extent(0);
     auto st = std::make_shared<detail::CrossState<T>>();
     st->a = detail::emb_of(a, true);
@@ -190,7 +192,7 @@ Var<T, 0, D> supcon_cross(const Var<T, 2, D>& a, const Var<T, 2, D>& b, std::spa
     st->fixed = cpu::fused::fixed_shift_ok<T>(1.0 / tau);
     st->shift = st->scale;
     st->lse_r.resize(static_cast<std::size_t>(n));
-    cpu::fused::cross_lse<T>(threads, *st->a, *st->b, st->scale, st->fixed, st->shift, cpu::fused::Mask::diagonal,
+    cpu::fused::cross_lse<T>(ex, *st->a, *st->b, st->scale, st->fixed, st->shift, cpu::fused::Mask::diagonal,
                              st->lse_r.data(), nullptr);
     st->cls = detail::compact_labels(labels);
     st->csum_b = detail::class_sums(threads, *st->b, st->cls);
@@ -206,7 +208,7 @@ Var<T, 0, D> supcon_cross(const Var<T, 2, D>& a, const Var<T, 2, D>& b, std::spa
     }
     double total = 0;
     for (index_t i = 0; i < n; ++i) total += st->w[i] * st->ell[i];
-    auto backward = [st, a, b, weights, n, threads](const Tensor<T, 0, D>& g_out) mutable {
+    auto backward = [st, a, b, weights, n, threads, ex](const Tensor<T, 0, D>& g_out) mutable {
       const double g = double(g_out[0]);
       const bool ga = a.requires_grad(), gb = b.requires_grad();
       const auto& A = *st->a;
@@ -221,9 +223,9 @@ Var<T, 0, D> supcon_cross(const Var<T, 2, D>& a, const Var<T, 2, D>& b, std::spa
           beta[i] = st->w[i] / double(npos);
         }
         Tensor<T, 1> ha, hb;
-        if (ga) ha = detail::grad_layout(A);
-        if (gb) hb = detail::grad_layout(Bm);
-        cpu::fused::cross_backward<T>(threads, A, Bm, st->scale, st->fixed, st->shift, cpu::fused::Mask::diagonal,
+        if (ga) ha = detail::grad_layout(ex, A);
+        if (gb) hb = detail::grad_layout(ex, Bm);
+        cpu::fused::cross_backward<T>(ex, A, Bm, st->scale, st->fixed, st->shift, cpu::fused::Mask::diagonal,
                                       st->lse_r.data(), coef.data(), nullptr, nullptr, ga ? ha.data() : nullptr,
                                       gb ? hb.data() : nullptr);
         const double k = -double(st->scale) * g / double(n);
@@ -271,6 +273,7 @@ Var<T, 0, D> info_nce_cross(const Var<T, 2, D>& a, const Var<T, 2, D>& b, double
   } else {
     auto& ctx = a.ctx();
     const int threads = ctx.threads();
+    const cpu::fused::Exec ex = detail::exec_of(ctx);
     const index_t n = a.extent(0);
     auto st = std::make_shared<detail::CrossState<T>>();
     st->a = detail::emb_of(a, true);
@@ -280,14 +283,14 @@ Var<T, 0, D> info_nce_cross(const Var<T, 2, D>& a, const Var<T, 2, D>& b, double
     st->shift = st->scale;
     st->lse_r.resize(static_cast<std::size_t>(n));
     st->lse_c.resize(static_cast<std::size_t>(n));
-    cpu::fused::cross_lse<T>(threads, *st->a, *st->b, st->scale, st->fixed, st->shift, cpu::fused::Mask::none,
+    cpu::fused::cross_lse<T>(ex, *st->a, *st->b, st->scale, st->fixed, st->shift, cpu::fused::Mask::none,
                              st->lse_r.data(), st->lse_c.data());
     double total = 0;
     for (index_t i = 0; i < n; ++i) {
       const double sii = double(st->scale) * detail::dot_rows(*st->a, i, *st->b, i);
       total += (st->lse_r[i] - sii) + (st->lse_c[i] - sii);
     }
-    auto backward = [st, a, b, n, threads](const Tensor<T, 0, D>& g_out) mutable {
+    auto backward = [st, a, b, n, threads, ex](const Tensor<T, 0, D>& g_out) mutable {
       const double g = double(g_out[0]);
       const bool ga = a.requires_grad(), gb = b.requires_grad();
       if (!ga && !gb) return;
@@ -296,9 +299,9 @@ Var<T, 0, D> info_nce_cross(const Var<T, 2, D>& a, const Var<T, 2, D>& b, double
       const index_t dp = A.dp;
       std::vector<double> coef(static_cast<std::size_t>(n), g / (2.0 * double(n)));
       Tensor<T, 1> ha, hb;
-      if (ga) ha = detail::grad_layout(A);
-      if (gb) hb = detail::grad_layout(Bm);
-      cpu::fused::cross_backward<T>(threads, A, Bm, st->scale, st->fixed, st->shift, cpu::fused::Mask::none,
+      if (ga) ha = detail::grad_layout(ex, A);
+      if (gb) hb = detail::grad_layout(ex, Bm);
+      cpu::fused::cross_backward<T>(ex, A, Bm, st->scale, st->fixed, st->shift, cpu::fused::Mask::none,
                                     st->lse_r.data(), coef.data(), st->lse_c.data(), coef.data(),
                                     ga ? ha.data() : nullptr, gb ? hb.data() : nullptr);
       // Positive pairs: dS_ii = -(g / N) (from both the row and the column term).
@@ -335,12 +338,13 @@ Var<T, 0, D> moco_info_nce(const Var<T, 2, D>& q, const Var<T, 2, D>& k, const T
   } else {
     auto& ctx = q.ctx();
     const int threads = ctx.threads();
+    const cpu::fused::Exec ex = detail::exec_of(ctx);
     const index_t B = q.extent(0), K = negatives.extent(0), d = q.extent(1);
     auto st = std::make_shared<detail::CrossState<T>>();
     st->a = detail::emb_of(q, true);
     auto kk = detail::emb_of(k, true);
     st->b = std::make_shared<cpu::fused::Emb<T>>(
-        cpu::fused::make_emb<T>(threads, {negatives.data(), K}, {nullptr, 0}, d, false));
+        cpu::fused::make_emb<T>(ex, {negatives.data(), K}, {nullptr, 0}, d, false));
     // Logit bound: |q.neg| <= max ||neg|| and |q.k| <= 1, so a fixed shift works whenever the range allows it.
     double max_norm = 1.0;
     for (index_t j = 0; j < K; ++j) max_norm = std::max(max_norm, std::sqrt(detail::dot_rows(*st->b, j, *st->b, j)));
@@ -348,7 +352,7 @@ Var<T, 0, D> moco_info_nce(const Var<T, 2, D>& q, const Var<T, 2, D>& k, const T
     st->fixed = cpu::fused::fixed_shift_ok<T>(max_norm / tau);
     st->shift = static_cast<T>(max_norm / tau);
     std::vector<double> lse_neg(static_cast<std::size_t>(B));
-    cpu::fused::cross_lse<T>(threads, *st->a, *st->b, st->scale, st->fixed, st->shift, cpu::fused::Mask::none,
+    cpu::fused::cross_lse<T>(ex, *st->a, *st->b, st->scale, st->fixed, st->shift, cpu::fused::Mask::none,
                              lse_neg.data(), nullptr);
     st->lse_r.resize(static_cast<std::size_t>(B));
     st->diag.resize(static_cast<std::size_t>(B));
@@ -358,7 +362,7 @@ Var<T, 0, D> moco_info_nce(const Var<T, 2, D>& q, const Var<T, 2, D>& k, const T
       st->lse_r[i] = detail::log_add_exp(lse_neg[i], st->diag[i]);
       total += st->lse_r[i] - st->diag[i];
     }
-    auto backward = [st, kk, q, k, B, threads](const Tensor<T, 0, D>& g_out) mutable {
+    auto backward = [st, kk, q, k, B, threads, ex](const Tensor<T, 0, D>& g_out) mutable {
       const double g = double(g_out[0]);
       const bool gq = q.requires_grad(), gk = k.requires_grad();
       if (!gq && !gk) return;
@@ -366,12 +370,12 @@ Var<T, 0, D> moco_info_nce(const Var<T, 2, D>& q, const Var<T, 2, D>& k, const T
       const index_t dp = A.dp;
       Tensor<T, 1> hq, hk;
       if (gq) {
-        hq = detail::grad_layout(A);
+        hq = detail::grad_layout(ex, A);
         std::vector<double> coef(static_cast<std::size_t>(B), g / double(B));
-        cpu::fused::cross_backward<T>(threads, A, *st->b, st->scale, st->fixed, st->shift, cpu::fused::Mask::none,
+        cpu::fused::cross_backward<T>(ex, A, *st->b, st->scale, st->fixed, st->shift, cpu::fused::Mask::none,
                                       st->lse_r.data(), coef.data(), nullptr, nullptr, hq.data(), nullptr);
       }
-      if (gk) hk = detail::grad_layout(*kk);
+      if (gk) hk = detail::grad_layout(ex, *kk);
       for (index_t i = 0; i < B; ++i) {
         // dlogit_0 = (P_i0 - 1) g / B
         const T c = static_cast<T>(double(st->scale) * (std::exp(st->diag[i] - st->lse_r[i]) - 1.0) * g / double(B));

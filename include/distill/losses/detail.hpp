@@ -84,17 +84,22 @@ double dot_rows(const cpu::fused::Emb<T>& a, index_t i, const cpu::fused::Emb<T>
   return s;
 }
 
+/// The engines' threads and scratch allocator of a Cpu context (its caching host pool).
+inline cpu::fused::Exec exec_of(const Context<Cpu>& ctx) { return cpu::fused::Exec{ctx.threads(), &ctx.host_pool()}; }
+
 /// The rows of x in the tile layout (L2-normalised when `normalize`).
 template <class T, class D>
 std::shared_ptr<cpu::fused::Emb<T>> emb_of(const Var<T, 2, D>& x, bool normalize) {
   return std::make_shared<cpu::fused::Emb<T>>(cpu::fused::make_emb<T>(
-      x.ctx().threads(), {x.value().data(), x.extent(0)}, {nullptr, 0}, x.extent(1), normalize));
+      exec_of(x.ctx()), {x.value().data(), x.extent(0)}, {nullptr, 0}, x.extent(1), normalize));
 }
 
 /// Zero-initialised gradient buffer in the tile layout of e ([n, dp]).
 template <class T>
-Tensor<T, 1> grad_layout(const cpu::fused::Emb<T>& e) {
-  return Tensor<T, 1>::zeros(Shape<1>{std::max<index_t>(e.n * e.dp, 1)});
+Tensor<T, 1> grad_layout(const cpu::fused::Exec& ex, const cpu::fused::Emb<T>& e) {
+  Tensor<T, 1> h = ex.buffer<T>(e.n * e.dp);
+  h.fill(T(0));
+  return h;
 }
 
 /// Sends rows [r0, r0 + rows of v) of the tile-layout gradient h through the normalisation backward into v.

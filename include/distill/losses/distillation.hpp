@@ -60,6 +60,7 @@ Var<T, 0, D> soft_contrastive_kl(const Var<T, 2, D>& sr, const Var<T, 2, D>& sc,
   } else {
     auto& ctx = sr.ctx();
     const int threads = ctx.threads();
+    const cpu::fused::Exec ex = detail::exec_of(ctx);
     const index_t n = sr.extent(0);
     auto st = std::make_shared<detail::SoftKlState<T>>();
     // Normalise each distinct input once (the same Var may appear in several roles).
@@ -81,7 +82,7 @@ Var<T, 0, D> soft_contrastive_kl(const Var<T, 2, D>& sr, const Var<T, 2, D>& sc,
     st->lse_x.resize(static_cast<std::size_t>(n));
     st->lse_y.resize(static_cast<std::size_t>(n));
     std::vector<double> cross(static_cast<std::size_t>(n));
-    cpu::fused::softkl_forward<T>(threads, *st->a, *st->b, *st->c, *st->e, st->scale, fixed, st->mask,
+    cpu::fused::softkl_forward<T>(ex, *st->a, *st->b, *st->c, *st->e, st->scale, fixed, st->mask,
                                   st->lse_x.data(), st->lse_y.data(), cross.data());
     st->w = detail::row_weights(op, weights, n);
     st->kl.assign(static_cast<std::size_t>(n), 0.0);
@@ -92,7 +93,7 @@ Var<T, 0, D> soft_contrastive_kl(const Var<T, 2, D>& sr, const Var<T, 2, D>& sc,
       st->kl[i] = cross[i] - st->lse_y[i] + st->lse_x[i];
       total += st->w[i] * st->kl[i];
     }
-    auto backward = [st, sr, sc, weights, n, T2, threads](const Tensor<T, 0, D>& g_out) mutable {
+    auto backward = [st, sr, sc, weights, n, T2, threads, ex](const Tensor<T, 0, D>& g_out) mutable {
       const double g = double(g_out[0]);
       const bool ga = sr.requires_grad(), gb = sc.requires_grad();
       const bool same = st->a == st->b;
@@ -100,11 +101,11 @@ Var<T, 0, D> soft_contrastive_kl(const Var<T, 2, D>& sr, const Var<T, 2, D>& sc,
         std::vector<double> coef(static_cast<std::size_t>(n));
         for (index_t i = 0; i < n; ++i) coef[i] = g * T2 * st->w[i] / double(n);
         Tensor<T, 1> ha, hb;
-        if (ga) ha = detail::grad_layout(*st->a);
-        if (gb && !(same && ga)) hb = detail::grad_layout(*st->b);
+        if (ga) ha = detail::grad_layout(ex, *st->a);
+        if (gb && !(same && ga)) hb = detail::grad_layout(ex, *st->b);
         T* pa = ga ? ha.data() : nullptr;
         T* pb = gb ? (same && ga ? ha.data() : hb.data()) : nullptr;
-        cpu::fused::softkl_backward<T>(threads, *st->a, *st->b, *st->c, *st->e, st->scale, st->mask,
+        cpu::fused::softkl_backward<T>(ex, *st->a, *st->b, *st->c, *st->e, st->scale, st->mask,
                                        st->lse_x.data(), st->lse_y.data(), coef.data(), pa, pb);
         if (ga) detail::scatter_rows(sr, *st->a, ha, 0);
         if (gb && !(same && ga)) detail::scatter_rows(sc, *st->b, hb, 0);
