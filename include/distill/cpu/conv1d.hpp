@@ -35,6 +35,7 @@
 #endif
 
 #include "distill/core/shape.hpp"
+#include "distill/cpu/exec.hpp"
 #include "distill/ops/conv1d_geometry.hpp"
 
 namespace distill::cpu {
@@ -56,24 +57,19 @@ struct Blocking<double> {
   static constexpr index_t KCW = 256;
 };
 
-/// 64-byte aligned scratch for the duration of one call.
+/// 64-byte aligned scratch for the duration of one call, from the caller's Exec (a context's caching pool).
 template <class T>
 class Scratch {
 public:
   Scratch() = default;
-  explicit Scratch(index_t n, bool zero = false) {
-    const std::size_t bytes = ((sizeof(T) * static_cast<std::size_t>(std::max<index_t>(n, 1)) + 63) / 64) * 64;
-    p_.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
-    if (!p_) throw std::bad_alloc();
-    if (zero) std::memset(p_.get(), 0, bytes);
+  Scratch(const Exec& ex, index_t n, bool zero = false) : t_(ex.buffer<T>(n)), p_(t_.data()) {
+    if (zero) std::memset(p_, 0, sizeof(T) * static_cast<std::size_t>(t_.numel()));
   }
-  T* get() const noexcept { return p_.get(); }
+  T* get() const noexcept { return p_; }
 
 private:
-  struct Free {
-    void operator()(T* p) const noexcept { std::free(p); }
-  };
-  std::unique_ptr<T, Free> p_;
+  Tensor<T, 1> t_;
+  T* p_ = nullptr;
 };
 
 inline index_t round_up(index_t v, index_t m) { return (v + m - 1) / m * m; }
@@ -391,16 +387,17 @@ inline int threads_for_work(double macs, int threads) {
 /// where pad_b (pad_elems values, made by `make_pad(b, pad_b)`) has 4 * NR readable columns past N + max(off).
 /// `init` (forward) gives the per-row value the first reduction block starts from; without it C accumulates.
 template <class T, class MakePad>
-void implicit_gemm(int threads, index_t Bn, index_t M, index_t N, index_t Kd, const T* apack, const index_t* off,
+void implicit_gemm(Exec ex, index_t Bn, index_t M, index_t N, index_t Kd, const T* apack, const index_t* off,
                    index_t pad_elems, MakePad make_pad, T* C, index_t c_batch_stride, const T* init,
                    double macs) {
+  const int threads = ex.threads;
   constexpr index_t MR = Blocking<T>::MR, NR = Blocking<T>::NR, KC = Blocking<T>::KC;
   const index_t splits = column_splits(Bn, N, NR, threads);
   const index_t per = round_up((N + splits - 1) / splits, NR);
   const index_t items = Bn * splits;
   const int nt = static_cast<int>(std::min<index_t>(threads_for_work(macs, threads), items));
   const index_t per_thread = (items + nt - 1) / nt;
-  Scratch<T> pads(nt * pad_elems);  // allocated here: nothing may throw inside the parallel region
+  Scratch<T> pads(ex, nt * pad_elems);  // allocated here: nothing may throw inside the parallel region
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int th = 0; th < nt; ++th) {
     T* pad = pads.get() + th * pad_elems;
@@ -436,12 +433,12 @@ void implicit_gemm(int threads, index_t Bn, index_t M, index_t N, index_t Kd, co
 
 /// y = conv1d(x, w) + bias. `bias` may be null. y is overwritten.
 template <class T>
-void conv1d_forward(int threads, const Conv1dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+void conv1d_forward(Exec ex, const Conv1dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   using namespace conv1d_detail;
   constexpr index_t MR = Blocking<T>::MR, NR = Blocking<T>::NR;
   if (g.B == 0) return;
   const index_t M = g.Cout, N = g.Lout, Kd = g.patch();
-  Scratch<T> apack(round_up(M, MR) * Kd);
+  Scratch<T> apack(ex, round_up(M, MR) * Kd);
   prepack_a(apack.get(), M, Kd, [&](index_t i, index_t k) { return w[i * Kd + k]; });
   // xpad[c, q] = x[b, c, q - pad_left]; Xcol[(c, u), t] = xpad[c, t + u * dilation]. Width covers the reads of a
   // partial last tile (up to 4 * NR - 1 columns past Lout).
@@ -451,19 +448,19 @@ void conv1d_forward(int threads, const Conv1dGeometry& g, const T* x, const T* w
   std::vector<T> init(static_cast<std::size_t>(round_up(M, MR)), T(0));
   if (bias) std::copy(bias, bias + M, init.begin());
   implicit_gemm<T>(
-      threads, g.B, M, N, Kd, apack.get(), off.data(), g.Cin * width,
+      ex, g.B, M, N, Kd, apack.get(), off.data(), g.Cin * width,
       [&](index_t b, T* pad) { pad_rows(pad, width, x + b * g.Cin * g.L, g.Cin, g.L, g.pad_left); }, y, M * N,
       init.data(), g.macs());
 }
 
 /// dx += the gradient of conv1d_forward with respect to x, given dy.
 template <class T>
-void conv1d_backward_input(int threads, const Conv1dGeometry& g, const T* dy, const T* w, T* dx) {
+void conv1d_backward_input(Exec ex, const Conv1dGeometry& g, const T* dy, const T* w, T* dx) {
   using namespace conv1d_detail;
   constexpr index_t MR = Blocking<T>::MR, NR = Blocking<T>::NR;
   if (g.B == 0) return;
   const index_t M = g.Cin, N = g.L, Kd = g.Cout * g.K, K = g.K, CinK = g.Cin * g.K;
-  Scratch<T> apack(round_up(M, MR) * Kd);
+  Scratch<T> apack(ex, round_up(M, MR) * Kd);
   // A[c, (o, u)] = w[o, c, u]
   prepack_a(apack.get(), M, Kd, [&](index_t i, index_t k) { return w[(k / K) * CinK + i * K + k % K]; });
   // dx[b, c, s] += sum_{o, u} w[o, c, u] * dy[b, o, s + pad_left - u * dilation]
@@ -473,7 +470,7 @@ void conv1d_backward_input(int threads, const Conv1dGeometry& g, const T* dy, co
   std::vector<index_t> off(static_cast<std::size_t>(Kd));
   for (index_t k = 0; k < Kd; ++k) off[k] = (k / K) * width + (K - 1 - k % K) * g.dilation;
   implicit_gemm<T>(
-      threads, g.B, M, N, Kd, apack.get(), off.data(), g.Cout * width,
+      ex, g.B, M, N, Kd, apack.get(), off.data(), g.Cout * width,
       [&](index_t b, T* pad) { pad_rows(pad, width, dy + b * g.Cout * g.Lout, g.Cout, g.Lout, lead); }, dx, M * N,
       static_cast<const T*>(nullptr), g.macs());
 }
@@ -481,7 +478,8 @@ void conv1d_backward_input(int threads, const Conv1dGeometry& g, const T* dy, co
 /// dw += the gradient of conv1d_forward with respect to w (skipped when dw is null); db += the sum over (b, t) of
 /// dy when db is not null.
 template <class T>
-void conv1d_backward_weight(int threads, const Conv1dGeometry& g, const T* x, const T* dy, T* dw, T* db) {
+void conv1d_backward_weight(Exec ex, const Conv1dGeometry& g, const T* x, const T* dy, T* dw, T* db) {
+  const int threads = ex.threads;
   using namespace conv1d_detail;
   constexpr index_t MR = Blocking<T>::MR, NR = Blocking<T>::NR, KC = Blocking<T>::KCW;
   if (g.B == 0) return;
@@ -491,7 +489,7 @@ void conv1d_backward_weight(int threads, const Conv1dGeometry& g, const T* x, co
   // dy transposed into B panels, dyP[p][b * Lout + t][r] = dy[b, p * NR + r, t] (zero for p * NR + r >= Cout),
   // and the per-batch-element bias sums (added in batch order below); both parallel over b.
   const index_t npanels = (N + NR - 1) / NR, BL = g.B * Lout;
-  Scratch<T> dyP(dw ? npanels * BL * NR : 0);
+  Scratch<T> dyP(ex, dw ? npanels * BL * NR : 0);
   std::vector<double> bsum(static_cast<std::size_t>(db ? g.B * Cout : 0));
 #pragma omp parallel for num_threads(static_cast<int>(std::min<index_t>(nt0, g.B))) schedule(static)
   for (index_t b = 0; b < g.B; ++b) {
@@ -525,14 +523,14 @@ void conv1d_backward_weight(int threads, const Conv1dGeometry& g, const T* x, co
 
   // dwT[(c, u), o] = sum_{b, t} xpad_b[c, t + u * dilation] * dy[b, o, t]; one block of rows (or of
   // columns, when there are too few rows) per thread.
-  Scratch<T> dwT(round_up(M, MR) * N, true);
+  Scratch<T> dwT(ex, round_up(M, MR) * N, true);
   const index_t mpanels = (M + MR - 1) / MR;
   const bool split_rows = mpanels >= 2 * nt0 || mpanels >= npanels;
   const index_t nblocks = split_rows ? mpanels : npanels;
   const int nt = static_cast<int>(std::min<index_t>(nt0, nblocks));
   const index_t per = (nblocks + nt - 1) / nt;
   const index_t width = Lout + g.dilation * (K - 1);  // xpad[c, q] = x[b, c, q - pad_left]
-  Scratch<T> xpads(nt * g.Cin * width);
+  Scratch<T> xpads(ex, nt * g.Cin * width);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int th = 0; th < nt; ++th) {
     const index_t blk0 = std::min(nblocks, th * per), blk1 = std::min(nblocks, blk0 + per);

@@ -85,7 +85,7 @@ double dot_rows(const cpu::fused::Emb<T>& a, index_t i, const cpu::fused::Emb<T>
 }
 
 /// The engines' threads and scratch allocator of a Cpu context (its caching host pool).
-inline cpu::fused::Exec exec_of(const Context<Cpu>& ctx) { return cpu::fused::Exec{ctx.threads(), &ctx.host_pool()}; }
+inline cpu::Exec exec_of(const Context<Cpu>& ctx) { return cpu::exec_of(ctx); }
 
 /// The rows of x in the tile layout (L2-normalised when `normalize`).
 template <class T, class D>

@@ -46,7 +46,7 @@ Var<T, 3, D> conv1d(const Var<T, 3, D>& x, const Var<T, 3, D>& w, const Var<T, 1
     cuda::conv1d_forward<T>(ctx, cuda::conv1d_shape(g), x.value().data(), w.value().data(),
                             has_bias ? bias.value().data() : nullptr, y.data());
   else
-    cpu::conv1d_forward<T>(ctx.threads(), g, x.value().data(), w.value().data(),
+    cpu::conv1d_forward<T>(cpu::exec_of(ctx), g, x.value().data(), w.value().data(),
                            has_bias ? bias.value().data() : nullptr, y.data());
   auto backward = [x, w, bias, g, has_bias](const Tensor<T, 3, D>& gy) mutable {
     const bool gw = w.requires_grad(), gb = has_bias && bias.requires_grad();
@@ -59,10 +59,10 @@ Var<T, 3, D> conv1d(const Var<T, 3, D>& x, const Var<T, 3, D>& w, const Var<T, 1
         cuda::conv1d_backward_input<T>(c, s, gy.data(), w.value().data(), x.grad_buffer().data(), true);
       if (gw || gb) cuda::conv1d_backward_weight<T>(c, s, x.value().data(), gy.data(), dw, db, true);
     } else {
-      const int threads = x.ctx().threads();
+      const cpu::Exec ex = cpu::exec_of(x.ctx());
       if (x.requires_grad())
-        cpu::conv1d_backward_input<T>(threads, g, gy.data(), w.value().data(), x.grad_buffer().data());
-      if (gw || gb) cpu::conv1d_backward_weight<T>(threads, g, x.value().data(), gy.data(), dw, db);
+        cpu::conv1d_backward_input<T>(ex, g, gy.data(), w.value().data(), x.grad_buffer().data());
+      if (gw || gb) cpu::conv1d_backward_weight<T>(ex, g, x.value().data(), gy.data(), dw, db);
     }
   };
   if (has_bias) return autograd::make_result("conv1d", ctx, std::move(y), std::move(backward), x, w, bias);

@@ -31,7 +31,7 @@ inline int threads_for(const ContextBase& ctx, index_t n, index_t grain = 32768)
 
 template <class T, std::size_t R, class F>
 Tensor<T, R, Cpu> map1(Context<Cpu>& ctx, const Tensor<T, R, Cpu>& a, F f) {
-  Tensor<T, R, Cpu> out(a.shape());
+  Tensor<T, R, Cpu> out = ctx.template empty<T, R>(a.shape());
   const index_t n = a.numel();
   const T* __restrict ap = a.data();
   T* __restrict op = out.data();
@@ -42,7 +42,7 @@ Tensor<T, R, Cpu> map1(Context<Cpu>& ctx, const Tensor<T, R, Cpu>& a, F f) {
 
 template <class T, std::size_t R, class F>
 Tensor<T, R, Cpu> map2(Context<Cpu>& ctx, const Tensor<T, R, Cpu>& a, const Tensor<T, R, Cpu>& b, F f) {
-  Tensor<T, R, Cpu> out(a.shape());
+  Tensor<T, R, Cpu> out = ctx.template empty<T, R>(a.shape());
   const index_t n = a.numel();
   const T* __restrict ap = a.data();
   const T* __restrict bp = b.data();

@@ -1,0 +1,37 @@
+// distill/cpu/exec.hpp -- how a raw CPU kernel runs: its thread count and where its buffers come from.
+//
+// The raw kernels in cpu/ (conv1d, the fused losses) take an Exec instead of a bare thread count. It converts
+// implicitly from an int (plain aligned allocation, as in tests and benchmarks of the raw kernels); the ops pass
+// `exec_of(ctx)`, which adds the context's caching host pool, so scratch buffers are reused from one training step
+// to the next instead of faulting in fresh pages every call (core/host_pool.hpp).
+#pragma once
+
+#include <algorithm>
+#include <memory>
+
+#include "distill/core/context.hpp"
+#include "distill/core/host_pool.hpp"
+#include "distill/core/tensor.hpp"
+
+namespace distill::cpu {
+
+struct Exec {
+  int threads = 1;
+  HostPool* pool = nullptr;
+  Exec(int t, HostPool* p = nullptr) : threads(t), pool(p) {}  // NOLINT(google-explicit-constructor): on purpose
+  /// An uninitialised, 64-byte-aligned buffer of max(n, 1) values.
+  template <class T>
+  Tensor<T, 1> buffer(index_t n) const {
+    const Shape<1> s{std::max<index_t>(n, 1)};
+    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(s[0]);
+    if (!pool || bytes < HostPool::kMinBytes) return Tensor<T, 1>(s);
+    std::shared_ptr<void> block = pool->allocate(bytes);
+    T* data = static_cast<T*>(block.get());
+    return Tensor<T, 1>(std::move(block), data, s);
+  }
+};
+
+/// The Exec of a Cpu context: its thread count and its caching host pool.
+inline Exec exec_of(const Context<Cpu>& ctx) { return Exec{ctx.threads(), &ctx.host_pool()}; }
+
+}  // namespace distill::cpu
