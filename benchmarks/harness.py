@@ -69,8 +69,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--cases", default="")
     ap.add_argument("--settle-ms", type=float, default=0.0,
-                    help="pause before every timed rep so the other side's idle worker threads stop spinning; off by "
-                         "default: with 150 ms both sides ran slower and noisier (threads asleep, caches cold)")
+                    help="pause before every timed rep (after the other side ran), so that the other side's idle "
+                         "worker threads stop spinning (OpenBLAS spins up to 2^28 cycles after a call, libgomp "
+                         "briefly); with --primed, the pause is followed by the untimed rep")
+    ap.add_argument("--primed", type=int, default=0,
+                    help="untimed reps of the same side right before every timed rep (wakes its threads and warms "
+                         "its caches after the pause)")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
 
@@ -103,8 +107,12 @@ def main():
                 if args.settle_ms > 0:
                     time.sleep(args.settle_ms / 1e3)
                 if who == 0:
+                    if args.primed:
+                        ours.run(name, args.primed)
                     t_ours += ours.run(name, 1)
                 else:
+                    for _ in range(args.primed):
+                        fn()
                     t0 = time.perf_counter()
                     fn()
                     t_peer.append((time.perf_counter() - t0) * 1e3)
