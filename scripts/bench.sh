@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Builds the benchmarks and runs one against PyTorch, interleaved:  scripts/bench.sh conv1d [harness args...]
+# (e.g. --reps 25 --json out.json; --settle-ms 120 --primed 1 times each side warm on a quiet machine, see
+# docs/results/losses.md)
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for this command only, so torch's OpenBLAS uses its best kernel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
