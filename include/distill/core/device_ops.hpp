@@ -40,6 +40,17 @@ struct DeviceOps<Cpu> {
   }
 };
 
+/// Device-generic code can move tensors with to_device / to_host whatever its device: on the Cpu device both are
+/// plain copies (like the Cuda versions, the result never shares storage with the argument).
+template <class T, std::size_t R>
+Tensor<T, R, Cpu> to_device(Context<Cpu>&, const Tensor<T, R, Cpu>& host) {
+  return host.clone();
+}
+template <class T, std::size_t R>
+Tensor<T, R, Cpu> to_host(Context<Cpu>&, const Tensor<T, R, Cpu>& t) {
+  return t.clone();
+}
+
 }  // namespace distill
 
 #include "distill/cuda/device_ops.hpp"  // DeviceOps<Cuda>, Context<Cuda>, to_device / to_host
