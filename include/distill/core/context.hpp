@@ -64,12 +64,7 @@ public:
   /// Uninitialised tensor; blocks of >= 64 KiB come from this context's caching allocator (host_pool()).
   template <class T, std::size_t R>
   Tensor<T, R, Cpu> empty(const Shape<R>& s) const {
-    for (std::size_t i = 0; i < R; ++i) DISTILL_CHECK(s[i] >= 0, "negative extent in shape ", to_string(s));
-    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(numel(s));
-    if (bytes < HostPool::kMinBytes) return Tensor<T, R, Cpu>(s);
-    std::shared_ptr<void> block = pool_->allocate(bytes);
-    T* data = static_cast<T*>(block.get());
-    return Tensor<T, R, Cpu>(std::move(block), data, s);
+    return pool_->tensor<T, R>(s);
   }
   template <class T, std::size_t R>
   Tensor<T, R, Cpu> zeros(const Shape<R>& s) const {

@@ -81,6 +81,17 @@ public:
     return std::shared_ptr<void>(p, [self, cls](void* q) { self->give_back(q, cls); });
   }
 
+  /// An uninitialised Cpu tensor: from the cache when it is >= kMinBytes, else from plain aligned allocation.
+  template <class T, std::size_t R>
+  Tensor<T, R, Cpu> tensor(const Shape<R>& s) {
+    for (std::size_t i = 0; i < R; ++i) DISTILL_CHECK(s[i] >= 0, "negative extent in shape ", to_string(s));
+    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(numel(s));
+    if (bytes < kMinBytes) return Tensor<T, R, Cpu>(s);
+    std::shared_ptr<void> block = allocate(bytes);
+    T* data = static_cast<T*>(block.get());
+    return Tensor<T, R, Cpu>(std::move(block), data, s);
+  }
+
   /// Returns every cached block to the system (live tensors are not affected).
   void release() {
     std::lock_guard<std::mutex> lock(mu_);

@@ -23,11 +23,7 @@ struct Exec {
   template <class T>
   Tensor<T, 1> buffer(index_t n) const {
     const Shape<1> s{std::max<index_t>(n, 1)};
-    const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(s[0]);
-    if (!pool || bytes < HostPool::kMinBytes) return Tensor<T, 1>(s);
-    std::shared_ptr<void> block = pool->allocate(bytes);
-    T* data = static_cast<T*>(block.get());
-    return Tensor<T, 1>(std::move(block), data, s);
+    return pool ? pool->tensor<T, 1>(s) : Tensor<T, 1>(s);
   }
 };
 

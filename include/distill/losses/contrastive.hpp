@@ -162,6 +162,20 @@ struct CrossState {
   bool fixed = false;
 };
 
+/// The state both cross losses start from: n(a) and n(b) in the tile layout (shared when a and b are one Var),
+/// scale 1/tau, the exponent shift, and room for the row log-sum-exp.
+template <class T, class D>
+std::shared_ptr<CrossState<T>> cross_state(const Var<T, 2, D>& a, const Var<T, 2, D>& b, double tau) {
+  auto st = std::make_shared<CrossState<T>>();
+  st->a = emb_of(a, true);
+  st->b = a.node() == b.node() ? st->a : emb_of(b, true);
+  st->scale = static_cast<T>(1.0 / tau);
+  st->fixed = cpu::fused::fixed_shift_ok<T>(1.0 / tau);
+  st->shift = st->scale;
+  st->lse_r.resize(static_cast<std::size_t>(a.extent(0)));
+  return st;
+}
+
 }  // namespace detail
 
 /// Cross-network supervised-contrastive loss (MCL's ICL, anchors from one network, contrast rows from another):
@@ -185,13 +199,7 @@ Var<T, 0, D> supcon_cross(const Var<T, 2, D>& a, const Var<T, 2, D>& b, std::spa
     const int threads = ctx.threads();
     const cpu::fused::Exec ex = detail::exec_of(ctx);
     const index_t n = a.extent(0);
-    auto st = std::make_shared<detail::CrossState<T>>();
-    st->a = detail::emb_of(a, true);
-    st->b = a.node() == b.node() ? st->a : detail::emb_of(b, true);
-    st->scale = static_cast<T>(1.0 / tau);
-    st->fixed = cpu::fused::fixed_shift_ok<T>(1.0 / tau);
-    st->shift = st->scale;
-    st->lse_r.resize(static_cast<std::size_t>(n));
+    auto st = detail::cross_state(a, b, tau);
     cpu::fused::cross_lse<T>(ex, *st->a, *st->b, st->scale, st->fixed, st->shift, cpu::fused::Mask::diagonal,
                              st->lse_r.data(), nullptr);
     st->cls = detail::compact_labels(labels);
@@ -275,13 +283,7 @@ Var<T, 0, D> info_nce_cross(const Var<T, 2, D>& a, const Var<T, 2, D>& b, double
     const int threads = ctx.threads();
     const cpu::fused::Exec ex = detail::exec_of(ctx);
     const index_t n = a.extent(0);
-    auto st = std::make_shared<detail::CrossState<T>>();
-    st->a = detail::emb_of(a, true);
-    st->b = a.node() == b.node() ? st->a : detail::emb_of(b, true);
-    st->scale = static_cast<T>(1.0 / tau);
-    st->fixed = cpu::fused::fixed_shift_ok<T>(1.0 / tau);
-    st->shift = st->scale;
-    st->lse_r.resize(static_cast<std::size_t>(n));
+    auto st = detail::cross_state(a, b, tau);
     st->lse_c.resize(static_cast<std::size_t>(n));
     cpu::fused::cross_lse<T>(ex, *st->a, *st->b, st->scale, st->fixed, st->shift, cpu::fused::Mask::none,
                              st->lse_r.data(), st->lse_c.data());
