@@ -182,10 +182,11 @@ std::vector<bench::Case> cases(int threads) {
 
 /// Measured ceilings: distill's CPU GEMM (Eigen), the tile kernel of the fused losses, and copy bandwidth.
 void print_peaks(int threads) {
-  std::printf("threads %d\n", threads);
+  const cpu::Isa isa = cpu::default_isa();
+  std::printf("threads %d, cpu kernels %s\n", threads, cpu::isa_name(isa));
   const double fma = bench::measure_fma_gflops(threads);
   if (fma > 0) std::printf("fma_peak             %8.1f GFLOP/s (12 x 8-wide FMA chains per thread)\n", fma);
-  else std::printf("fma_peak                  n/a (built without AVX2 + FMA)\n");
+  else std::printf("fma_peak                  n/a (the CPU has no AVX2 + FMA)\n");
   std::printf("sgemm_eigen_1024     %8.1f GFLOP/s (distill::cpu::gemm, 1024^3)\n",
               bench::measure_sgemm_gflops(threads));
   {
@@ -202,8 +203,8 @@ void print_peaks(int threads) {
         s.fill(0.f);
         o.fill(0.f);
         for (index_t r = 0; r < reps / threads; ++r) {
-          cpu::tile::mm_packed<float>(bt, bt, Dp, z.data(), Dp, zt.data(), s.data(), bt, 1.0f, false);
-          cpu::tile::mm_nn<float>(bt, Dp, bt, s.data(), bt, z.data(), Dp, o.data(), Dp, 1e-3f, true);
+          cpu::tile::mm_packed<float>(isa, bt, bt, Dp, z.data(), Dp, zt.data(), s.data(), bt, 1.0f, false);
+          cpu::tile::mm_nn<float>(isa, bt, Dp, bt, s.data(), bt, z.data(), Dp, o.data(), Dp, 1e-3f, true);
         }
       }
       best = std::min(best, bench::now_ms() - t0);

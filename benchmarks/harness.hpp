@@ -6,7 +6,9 @@
 //   bench_x --list               one JSON object per line: {"name", "flops", "bytes", "extra_bytes"}
 //   bench_x --serve              reads "run <case> <reps>" lines on stdin, answers "ms <t1> <t2> ..." (one per rep);
 //                                "peak" answers "gflops <SGEMM GFLOP/s> fma <FP32 FMA GFLOP/s> gbs <copy GB/s>", the
-//                                machine's ceilings measured by this binary (see measure_*); "quit" ends.
+//                                machine's ceilings measured by this binary (see measure_*); "isa" answers
+//                                "isa <level>", the kernels' instruction-set level (core/isa.hpp: the CPU's best,
+//                                or $DISTILL_ISA); "quit" ends.
 //   --threads N                  threads of the distill context (default 2)
 // benchmarks/harness.py drives --serve and the PyTorch peer in the same process tree, interleaving them, so both
 // are measured under the same machine load. Timings are wall-clock (steady_clock).
@@ -22,11 +24,8 @@
 #include <string>
 #include <vector>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
-
 #include "distill/core/context.hpp"
+#include "distill/core/isa.hpp"
 #include "distill/cpu/eigen.hpp"
 
 namespace bench {
@@ -76,10 +75,11 @@ inline double measure_sgemm_gflops(int threads, distill::index_t n = 1024, int r
 }
 
 /// The FP32 compute ceiling: register-only FMA throughput, 12 independent 8-wide chains per thread (enough to
-/// cover the FMA latency on two ports; the empty asm keeps the chains in registers), best of 3. 0 when built
-/// without AVX2 + FMA.
-inline double measure_fma_gflops(int threads) {
-#if defined(__AVX2__) && defined(__FMA__)
+/// cover the FMA latency on two ports; the empty asm keeps the chains in registers), best of 3. Compiled for
+/// AVX2 + FMA whatever -march says (a target region) and run when the CPU has them; 0 otherwise.
+#if DISTILL_ISA_X86
+DISTILL_ISA_BEGIN_AVX2
+inline double measure_fma_gflops_avx2(int threads) {
   const long n = 20000000;
   double best = 1e30;
   for (int trial = 0; trial < 3; ++trial) {
@@ -98,10 +98,16 @@ inline double measure_fma_gflops(int threads) {
     best = std::min(best, now_ms() - t0);
   }
   return double(threads) * 12.0 * 16.0 * double(n) / (best * 1e6);
-#else
+}
+DISTILL_ISA_END
+#endif
+
+inline double measure_fma_gflops(int threads) {
+#if DISTILL_ISA_X86
+  if (distill::isa_supported(distill::Isa::avx2)) return measure_fma_gflops_avx2(threads);
+#endif
   (void)threads;
   return 0.0;
-#endif
 }
 
 /// The memory ceiling: a streaming scale-copy over two 256 MiB arrays (read + write bytes), best of 4.
@@ -155,6 +161,8 @@ inline int main(int argc, char** argv, const std::function<std::vector<Case>(int
       if (cmd == "peak") {
         const double sgemm = measure_sgemm_gflops(threads), fma = measure_fma_gflops(threads);
         std::printf("gflops %.3f fma %.3f gbs %.3f\n", sgemm, fma, measure_copy_gbs(threads));
+      } else if (cmd == "isa") {
+        std::printf("isa %s\n", distill::isa_name(distill::default_isa()));
       } else if (cmd == "run") {
         std::string name;
         int reps = 1;
@@ -176,7 +184,8 @@ inline int main(int argc, char** argv, const std::function<std::vector<Case>(int
   }
   // Standalone: ours only.
   const double peak = measure_sgemm_gflops(threads);
-  std::printf("threads %d, measured SGEMM peak %.1f GFLOP/s\n", threads, peak);
+  std::printf("threads %d, cpu kernels %s, measured SGEMM peak %.1f GFLOP/s\n", threads,
+              distill::isa_name(distill::default_isa()), peak);
   std::printf("%-40s %10s %10s %10s %8s\n", "case", "min ms", "median ms", "GFLOP/s", "%peak");
   for (auto& c : cases) {
     time_reps(c, 3);  // warm-up

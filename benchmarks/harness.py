@@ -54,6 +54,13 @@ class Ours:
         vals = dict(zip(out[0::2], (float(x) for x in out[1::2])))
         return vals["gflops"], vals.get("fma", 0.0), vals.get("gbs", 0.0)
 
+    def isa(self):
+        """The instruction-set level the binary's kernels run at ("?" for binaries that predate the query)."""
+        try:
+            return self.ask("isa")[1]
+        except RuntimeError:
+            return "?"
+
     def close(self):
         self.p.stdin.write("quit\n")
         self.p.stdin.close()
@@ -88,7 +95,13 @@ def main():
     missing = [n for n in ours.cases if n not in peer.CASES]
 
     peak, fma, bw = ours.peaks()
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.reps} interleaved reps; measured ceilings: "
+    isa = ours.isa()
+    cfg = torch.__config__.show()
+    blas = "MKL" if "USE_MKL=ON" in cfg or "Intel(R) oneAPI Math Kernel" in cfg else (
+        "OpenBLAS" if "OpenBLAS" in cfg or "BLAS_INFO=open" in cfg else "other BLAS")
+    torch_isa = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "?"
+    print(f"torch {torch.__version__} ({blas}, {torch_isa}), distill cpu kernels {isa}, {args.threads} threads, "
+          f"{args.reps} interleaved reps; measured ceilings: "
           f"FP32 FMA {fma:.1f} GFLOP/s, SGEMM {peak:.1f} GFLOP/s (distill's CPU GEMM), copy {bw:.1f} GB/s")
     hdr = f"{'case':<34} {'ours min':>9} {'ours med':>9} {'torch min':>9} {'torch med':>9} {'ratio':>6} " \
           f"{'GFLOP/s':>8} {'%fma':>5} {'GB/s':>6} {'%bw':>4}"
@@ -136,7 +149,8 @@ def main():
           "%fma = of the FP32 FMA ceiling, %bw = of the copy bandwidth")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(threads=args.threads, reps=args.reps, torch=torch.__version__, sgemm_peak_gflops=peak,
+            json.dump(dict(threads=args.threads, reps=args.reps, torch=torch.__version__, torch_blas=blas,
+                           torch_isa=torch_isa, distill_isa=isa, sgemm_peak_gflops=peak,
                            fma_peak_gflops=fma, copy_bandwidth_gbs=bw,
                            results=results), f, indent=1)
 

@@ -9,6 +9,7 @@
 
 #include "distill/autograd/grad_check.hpp"
 #include "distill/ops/conv1d.hpp"
+#include "support/compare.hpp"
 #include "support/golden.hpp"
 
 using namespace distill;
@@ -48,23 +49,8 @@ RefResult reference(const Conv1dGeometry& g, const T* x, const T* w, const T* b,
   return r;
 }
 
-template <class T>
-std::vector<T> random_vec(CounterRng& rng, index_t n) {
-  std::vector<T> v(static_cast<std::size_t>(n));
-  for (auto& e : v) e = static_cast<T>(rng.uniform(-1, 1));
-  return v;
-}
-
-/// max |a - r| / max(1, max |r|)
-template <class T>
-double rel_err(const std::vector<T>& a, const std::vector<double>& r) {
-  double m = 0, s = 1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    m = std::max(m, std::abs(double(a[i]) - r[i]));
-    s = std::max(s, std::abs(r[i]));
-  }
-  return m / s;
-}
+using test::random_vec;
+using test::rel_err;
 
 std::string describe(const Conv1dGeometry& g) {
   return "B=" + std::to_string(g.B) + " Cin=" + std::to_string(g.Cin) + " Cout=" + std::to_string(g.Cout) +

@@ -632,6 +632,41 @@ TEST_CASE("determinism: bitwise for a fixed thread count, close across thread co
   REQUIRE(md < 1e-4);
 }
 
+TEST_CASE("every ISA level: the float fused losses track double and each other", "[losses][isa]") {
+  // The tile products and exponentials run at the context's level (core/isa.hpp); each level this CPU supports
+  // must give the double-precision loss and gradients, and the SIMD levels the same bits as each other.
+  auto run = [](cpu::Isa isa, auto zero) {
+    using T = decltype(zero);
+    Context<Cpu> ctx(2, 21);
+    ctx.set_isa(isa);
+    auto z1 = rvar<T>(ctx, Shape<2>{130, 40});
+    auto z2 = rvar<T>(ctx, Shape<2>{130, 40});
+    auto t = rvar<T>(ctx, Shape<2>{130, 40}, false);
+    auto l = losses::nt_xent(z1, z2, 0.1) + losses::soft_contrastive_kl(z1, z1, t, t, 0.07, 3.0,
+                                                                         losses::Diagonal::exclude) +
+             losses::kd_kl(z2, t, 3.0);
+    l.backward();
+    std::vector<double> out{double(l.value()[0])};
+    for (auto* g : {&z1.grad(), &z2.grad()})
+      for (index_t i = 0; i < g->numel(); ++i) out.push_back(double((*g)[i]));
+    return out;
+  };
+  const auto ref = run(cpu::Isa::portable, 0.0);
+  std::vector<std::vector<double>> got;
+  for (const cpu::Isa isa : cpu::supported_isas()) {
+    INFO("level " << cpu::isa_name(isa));
+    got.push_back(run(isa, 0.0f));
+    REQUIRE(got.back()[0] == Approx(ref[0]).epsilon(1e-5));
+    double worst = 0, scale = 0;
+    for (std::size_t i = 1; i < ref.size(); ++i) {
+      worst = std::max(worst, std::abs(got.back()[i] - ref[i]));
+      scale = std::max(scale, std::abs(ref[i]));
+    }
+    REQUIRE(worst < 1e-4 * scale);
+  }
+  for (std::size_t k = 2; k < got.size(); ++k) REQUIRE(got[k] == got[1]);
+}
+
 TEST_CASE("golden values against PyTorch", "[losses][golden]") {
   Golden gd(golden_path("losses.txt"));
   Context<Cpu> ctx(2, 12);
@@ -813,13 +848,16 @@ TEST_CASE("errors name the shapes and values at fault", "[losses][errors]") {
 }
 
 TEST_CASE("kernel exponential: accuracy, underflow to exact 0, tails", "[losses][exp]") {
-  // cpu::simd::exp_shift (the fused kernels' exp; 8-wide on AVX2 + FMA, Eigen's otherwise) against std::exp.
+  // cpu::simd::exp_shift (the fused kernels' exp; 8-wide at the avx2/avx512 levels, Eigen's at the portable
+  // level) against std::exp, at every level this CPU supports.
+  for (const cpu::Isa isa : cpu::supported_isas()) {
+  INFO("ISA level " << cpu::isa_name(isa));
   std::vector<float> x, y;
   for (int i = -20000; i <= 20000; ++i) x.push_back(float(i) * 0.0044f);  // [-88, 88]
   for (float v : {-1e30f, -200.0f, -87.4f, -87.3f, -1e-30f, 0.0f, 1e-30f, 88.0f}) x.push_back(v);
   for (index_t n : {index_t(x.size()), index_t(1), index_t(7), index_t(9), index_t(15)}) {
     y.assign(x.size(), -1.0f);
-    cpu::simd::exp_shift(y.data(), x.data(), n, 0.0f);
+    cpu::simd::exp_shift(isa, y.data(), x.data(), n, 0.0f);
     double worst = 0;
     for (index_t j = 0; j < n; ++j) {
       const double ref = std::exp(double(x[j]));
@@ -835,11 +873,12 @@ TEST_CASE("kernel exponential: accuracy, underflow to exact 0, tails", "[losses]
     REQUIRE(worst < 4e-7);
   }
   std::vector<float> shifted(x.size());
-  cpu::simd::exp_shift(shifted.data(), x.data(), index_t(x.size()), 5.0f);
+  cpu::simd::exp_shift(isa, shifted.data(), x.data(), index_t(x.size()), 5.0f);
   for (std::size_t j = 0; j < 40000; j += 997) REQUIRE(shifted[j] == Approx(std::exp(double(x[j]) - 5.0)).epsilon(1e-6).margin(1e-37));
   std::vector<double> xd{-800, -700, -1, 0, 1, 700}, yd(6);
-  cpu::simd::exp_shift(yd.data(), xd.data(), 6, 0.0);
+  cpu::simd::exp_shift(isa, yd.data(), xd.data(), 6, 0.0);
   // Below ~1e-300 (exp(-700) and under) only "tiny and non-negative" matters: the portable (non-AVX2) path may
   // flush to 0 or return a subnormal where std::exp differs.
   for (std::size_t j = 0; j < 6; ++j) REQUIRE(yd[j] == Approx(std::exp(xd[j])).epsilon(1e-14).margin(1e-300));
+  }
 }

@@ -107,9 +107,10 @@ int run(const Args& a) {
   const auto variant = dl::models::parse_variant(a.variant);
   const auto splits = dl::data::load_ucr(a.dataset);
   const auto& train = splits.train;
-  fmt::print("dcrls: {} ({} train / {} test series, length {}, {} classes), variant {}, {} epochs, {} threads\n",
+  fmt::print("dcrls: {} ({} train / {} test series, length {}, {} classes), variant {}, {} epochs, {} threads, "
+             "cpu kernels {}\n",
              train.name, train.size(), splits.test.size(), train.length(), train.num_classes,
-             dl::models::variant_name(variant), a.epochs, a.threads);
+             dl::models::variant_name(variant), a.epochs, a.threads, dl::isa_name(ctx.isa()));
 
   dl::models::DcrlsConfig cfg{variant, a.tau, a.temperature, a.lambda_sd};
   dl::models::Dcrls<64> model(ctx, cfg, train.num_classes);
@@ -168,7 +169,8 @@ int run(const Args& a) {
   eo.seed = a.seed;
   dl::io::Record tags;
   tags.set("method", "dcrls").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed))
-      .set("epochs", double(a.epochs)).set("train_seconds", train_s).set("final_loss", loss_curve.back());
+      .set("epochs", double(a.epochs)).set("train_seconds", train_s).set("final_loss", loss_curve.back())
+      .set("cpu_isa", dl::isa_name(ctx.isa()));
   auto embed = [&](const dl::Tensor<float, 3, dl::Cpu>& x) { return model.embed(dl::constant(ctx, x.clone())); };
   const auto e0 = std::chrono::steady_clock::now();
   auto r = dl::eval::evaluate_splits(ctx, splits, embed, eo,

@@ -1,6 +1,7 @@
 // distill/core/context.hpp -- the context object: everything an op needs besides its inputs.
 //
-// A Context<Device> carries the OpenMP thread count, a seeded counter-based RNG and the autograd mode; the
+// A Context<Device> carries the OpenMP thread count, a seeded counter-based RNG and the autograd mode (Context<Cpu>
+// also its caching host allocator and the instruction-set level of its kernels, core/isa.hpp); the
 // Cuda specialisation (include/distill/cuda/context.hpp) adds stream, cuBLAS handle and workspace. distill has no global
 // mutable state: two contexts in one process are fully independent. A context must outlive every tensor and
 // Var created through it.
@@ -12,6 +13,7 @@
 #include "distill/core/device.hpp"
 #include "distill/core/error.hpp"
 #include "distill/core/host_pool.hpp"
+#include "distill/core/isa.hpp"
 #include "distill/core/rng.hpp"
 #include "distill/core/tensor.hpp"
 
@@ -59,7 +61,16 @@ class Context<Cpu> : public ContextBase {
 public:
   using device_type = Cpu;
   explicit Context(int threads = 1, std::uint64_t seed = 0)
-      : ContextBase(threads, seed), pool_(std::make_shared<HostPool>()) {}
+      : ContextBase(threads, seed), pool_(std::make_shared<HostPool>()), isa_(default_isa()) {}
+
+  /// Instruction-set level of this context's CPU kernels (core/isa.hpp): the best the CPU supports, or
+  /// $DISTILL_ISA. set_isa() refuses a level the CPU cannot run.
+  Isa isa() const noexcept { return isa_; }
+  void set_isa(Isa level) {
+    DISTILL_CHECK(isa_supported(level), "Context::set_isa: this CPU cannot run the ", isa_name(level),
+                  " kernels (best level: ", isa_name(best_isa()), ")");
+    isa_ = level;
+  }
 
   /// Uninitialised tensor; blocks of >= 64 KiB come from this context's caching allocator (host_pool()).
   template <class T, std::size_t R>
@@ -79,6 +90,7 @@ public:
 
 private:
   std::shared_ptr<HostPool> pool_;
+  Isa isa_;
 };
 
 /// RAII: disables autograd recording on a context for the guard's lifetime, restoring the previous mode.

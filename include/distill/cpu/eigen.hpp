@@ -5,7 +5,7 @@
 // OpenMP region, where Eigen runs single-threaded. Results are deterministic for a fixed thread count.
 #pragma once
 
-#include <Eigen/Core>
+#include "distill/cpu/eigen_core.hpp"
 #include <algorithm>
 
 #include "distill/core/shape.hpp"

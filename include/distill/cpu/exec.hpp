@@ -12,13 +12,17 @@
 #include "distill/core/context.hpp"
 #include "distill/core/host_pool.hpp"
 #include "distill/core/tensor.hpp"
+#include "distill/core/isa.hpp"
 
 namespace distill::cpu {
 
 struct Exec {
   int threads = 1;
   HostPool* pool = nullptr;
+  /// Instruction-set level of the kernels to run (cpu/isa.hpp). From a bare thread count: the process default.
+  Isa isa = default_isa();
   Exec(int t, HostPool* p = nullptr) : threads(t), pool(p) {}  // NOLINT(google-explicit-constructor): on purpose
+  Exec(int t, HostPool* p, Isa level) : threads(t), pool(p), isa(level) {}
   /// An uninitialised, 64-byte-aligned buffer of max(n, 1) values.
   template <class T>
   Tensor<T, 1> buffer(index_t n) const {
@@ -27,7 +31,7 @@ struct Exec {
   }
 };
 
-/// The Exec of a Cpu context: its thread count and its caching host pool.
-inline Exec exec_of(const Context<Cpu>& ctx) { return Exec{ctx.threads(), &ctx.host_pool()}; }
+/// The Exec of a Cpu context: its thread count, its caching host pool and its instruction-set level.
+inline Exec exec_of(const Context<Cpu>& ctx) { return Exec{ctx.threads(), &ctx.host_pool(), ctx.isa()}; }
 
 }  // namespace distill::cpu

@@ -5,7 +5,7 @@
 // fixed-size chunk) partials summed in a fixed order in double: deterministic for any thread count.
 #pragma once
 
-#include <Eigen/Core>
+#include "distill/cpu/eigen_core.hpp"
 #include <algorithm>
 #include <vector>
 

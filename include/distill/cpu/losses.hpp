@@ -25,7 +25,7 @@
 // partials of the embedding size, one tile buffer per thread.
 #pragma once
 
-#include <Eigen/Core>
+#include "distill/cpu/eigen_core.hpp"
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -307,7 +307,7 @@ struct Stats {
 /// Online update of one (max, sum) pair with the values x[0..len) (entries equal to -inf are ignored);
 /// `scratch` holds len values.
 template <class T>
-inline void online_row(const T* x, index_t len, double& m, double& s, T* scratch) {
+inline void online_row(Isa isa, const T* x, index_t len, double& m, double& s, T* scratch) {
   if (len <= 0) return;
   CRow<T> r(x, len);
   const T tm = r.maxCoeff();
@@ -316,7 +316,7 @@ inline void online_row(const T* x, index_t len, double& m, double& s, T* scratch
     s *= std::exp(m - double(tm));  // m == -inf: s is 0 and stays 0
     m = double(tm);
   }
-  simd::exp_shift(scratch, x, len, T(m));
+  simd::exp_shift(isa, scratch, x, len, T(m));
   s += row_sum(scratch, len);
 }
 }  // namespace detail
@@ -351,13 +351,13 @@ void self_lse(Exec ex, const Emb<T>& Z, T scale, bool fixed, T shift, double* ls
     const index_t i0 = I * bt, j0 = J * bt, m = std::min(bt, n - i0), w = std::min(bt, n - j0);
     const index_t wp = tile::round_up(w, tile::kColumnQuantum);
     const bool diag = I == J;
-    tile::mm_packed(m, wp, dp, Z.row(i0), dp, Z.panel(j0), S, wp, scale, false);
+    tile::mm_packed(ex.isa, m, wp, dp, Z.row(i0), dp, Z.panel(j0), S, wp, scale, false);
     double* sum = st.sum(t);
     if (fixed) {
       if (diag) {
         for (index_t r = 0; r < m; ++r) {
           T* sr = S + r * wp;
-          simd::exp_shift(sr, sr, w, shift);
+          simd::exp_shift(ex.isa, sr, sr, w, shift);
           sr[r] = T(0);
           sum[i0 + r] += detail::row_sum(sr, w);
         }
@@ -365,14 +365,14 @@ void self_lse(Exec ex, const Emb<T>& Z, T scale, bool fixed, T shift, double* ls
       }
       // Off the diagonal one exponential feeds the row sum of i and the column sum of j.
       std::fill(col, col + w, T(0));
-      for (index_t r = 0; r < m; ++r) sum[i0 + r] += simd::exp_row_colsum(S + r * wp, w, shift, col);
+      for (index_t r = 0; r < m; ++r) sum[i0 + r] += simd::exp_row_colsum(ex.isa, S + r * wp, w, shift, col);
       for (index_t c = 0; c < w; ++c) sum[j0 + c] += double(col[c]);
       return;
     }
     double* mx = st.max(t);
     if (diag)
       for (index_t r = 0; r < m; ++r) S[r * wp + r] = ninf;
-    for (index_t r = 0; r < m; ++r) detail::online_row(S + r * wp, w, mx[i0 + r], sum[i0 + r], col);
+    for (index_t r = 0; r < m; ++r) detail::online_row(ex.isa, S + r * wp, w, mx[i0 + r], sum[i0 + r], col);
     if (diag) return;
     // Columns: tile column maxima, rescale the running sums, then one exponential pass with column shifts.
     std::fill(col, col + w, ninf);
@@ -394,7 +394,7 @@ void self_lse(Exec ex, const Emb<T>& Z, T scale, bool fixed, T shift, double* ls
     detail::Row<T> tr(tmp, w);
     for (index_t r = 0; r < m; ++r) {
       tr = detail::CRow<T>(S + r * wp, w) - shift_row;
-      simd::exp_shift(tmp, tmp, w, T(0));
+      simd::exp_shift(ex.isa, tmp, tmp, w, T(0));
       acc += tr;
     }
     for (index_t c = 0; c < w; ++c) sum[j0 + c] += double(acc[c]);
@@ -438,24 +438,24 @@ void self_backward(Exec ex, const Emb<T>& Z, T scale, bool fixed, T shift, const
     const index_t i0 = I * bt, j0 = J * bt, m = std::min(bt, n - i0), w = std::min(bt, n - j0);
     const index_t wp = tile::round_up(w, tile::kColumnQuantum);
     const bool diag = I == J;
-    tile::mm_packed(m, wp, dp, Z.row(i0), dp, Z.panel(j0), S, wp, scale, false);
+    tile::mm_packed(ex.isa, m, wp, dp, Z.row(i0), dp, Z.panel(j0), S, wp, scale, false);
     detail::CRow<T> cj(coef.data() + j0, w), lj(lrow.data() + j0, w);
     for (index_t r = 0; r < m; ++r) {
       T* sr = S + r * wp;
       detail::Row<T> h(sr, w);
       if (fixed) {
-        simd::exp_scale_row(sr, w, shift, coef.data() + j0, coef[i0 + r]);
+        simd::exp_scale_row(ex.isa, sr, w, shift, coef.data() + j0, coef[i0 + r]);
       } else {
         detail::Row<T> e(tmp, w);
-        simd::exp_shift(tmp, sr, w, lrow[i0 + r]);
+        simd::exp_shift(ex.isa, tmp, sr, w, lrow[i0 + r]);
         h -= lj;
-        simd::exp_shift(sr, sr, w, T(0));
+        simd::exp_shift(ex.isa, sr, sr, w, T(0));
         h = coef[i0 + r] * e + cj * h;
       }
       if (diag) sr[r] = T(0);
     }
-    tile::mm_nn(m, dp, w, S, wp, Z.row(j0), dp, out + i0 * dp, dp, scale, true);
-    if (!diag) tile::mm_tn(w, dp, m, S, wp, Z.row(i0), dp, out + j0 * dp, dp, scale, true);
+    tile::mm_nn(ex.isa, m, dp, w, S, wp, Z.row(j0), dp, out + i0 * dp, dp, scale, true);
+    if (!diag) tile::mm_tn(ex.isa, w, dp, m, S, wp, Z.row(i0), dp, out + j0 * dp, dp, scale, true);
   });
   reduce_partials(threads, dz, parts, slots, n * dp);
 }
@@ -489,14 +489,14 @@ void cross_lse(Exec ex, const Emb<T>& A, const Emb<T>& B, T scale, bool fixed, T
     const index_t I = p / cb, J = p % cb;
     const index_t i0 = I * bt, j0 = J * bt, m = std::min(bt, na - i0), w = std::min(bt, nb_ - j0);
     const index_t wp = tile::round_up(w, tile::kColumnQuantum);
-    tile::mm_packed(m, wp, dp, A.row(i0), dp, B.panel(j0), S, wp, scale, false);
+    tile::mm_packed(ex.isa, m, wp, dp, A.row(i0), dp, B.panel(j0), S, wp, scale, false);
     const bool masked = mask == Mask::diagonal && i0 < j0 + w && j0 < i0 + m;
     double* rsum = rs.sum(t);
     if (fixed) {
       if (col_lse) std::fill(col, col + w, T(0));
       for (index_t r = 0; r < m; ++r) {
         T* sr = S + r * wp;
-        simd::exp_shift(sr, sr, w, shift);
+        simd::exp_shift(ex.isa, sr, sr, w, shift);
         const index_t dc = i0 + r - j0;
         if (masked && dc >= 0 && dc < w) sr[dc] = T(0);
         rsum[i0 + r] += detail::row_sum(sr, w);
@@ -515,7 +515,7 @@ void cross_lse(Exec ex, const Emb<T>& A, const Emb<T>& B, T scale, bool fixed, T
         if (dc >= 0 && dc < w) S[r * wp + dc] = ninf;
       }
     double* rmax = rs.max(t);
-    for (index_t r = 0; r < m; ++r) detail::online_row(S + r * wp, w, rmax[i0 + r], rsum[i0 + r], col);
+    for (index_t r = 0; r < m; ++r) detail::online_row(ex.isa, S + r * wp, w, rmax[i0 + r], rsum[i0 + r], col);
     if (!col_lse) return;
     double* cmax = cs.max(t);
     double* csum = cs.sum(t);
@@ -538,7 +538,7 @@ void cross_lse(Exec ex, const Emb<T>& A, const Emb<T>& B, T scale, bool fixed, T
     detail::Row<T> tr(tmp, w);
     for (index_t r = 0; r < m; ++r) {
       tr = detail::CRow<T>(S + r * wp, w) - shift_row;
-      simd::exp_shift(tmp, tmp, w, T(0));
+      simd::exp_shift(ex.isa, tmp, tmp, w, T(0));
       acc += tr;
     }
     for (index_t c = 0; c < w; ++c) csum[j0 + c] += double(acc[c]);
@@ -585,7 +585,7 @@ void cross_backward(Exec ex, const Emb<T>& A, const Emb<T>& B, T scale, bool fix
     const index_t I = p / cb, J = p % cb;
     const index_t i0 = I * bt, j0 = J * bt, m = std::min(bt, na - i0), w = std::min(bt, nb_ - j0);
     const index_t wp = tile::round_up(w, tile::kColumnQuantum);
-    tile::mm_packed(m, wp, dp, A.row(i0), dp, B.panel(j0), S, wp, scale, false);
+    tile::mm_packed(ex.isa, m, wp, dp, A.row(i0), dp, B.panel(j0), S, wp, scale, false);
     const bool masked = mask == Mask::diagonal && i0 < j0 + w && j0 < i0 + m;
     for (index_t r = 0; r < m; ++r) {
       T* sr = S + r * wp;
@@ -594,17 +594,17 @@ void cross_backward(Exec ex, const Emb<T>& A, const Emb<T>& B, T scale, bool fix
       if (has_col) {
         detail::CRow<T> kj(kb.data() + j0, w), lj(lb.data() + j0, w);
         if (fixed) {
-          simd::exp_shift(sr, sr, w, shift);
+          simd::exp_shift(ex.isa, sr, sr, w, shift);
           h *= kj + ai;
         } else {
           detail::Row<T> e(tmp, w);
-          simd::exp_shift(tmp, sr, w, la[i0 + r]);
+          simd::exp_shift(ex.isa, tmp, sr, w, la[i0 + r]);
           h -= lj;
-          simd::exp_shift(sr, sr, w, T(0));
+          simd::exp_shift(ex.isa, sr, sr, w, T(0));
           h = ai * e + kj * h;
         }
       } else {
-        simd::exp_shift(sr, sr, w, fixed ? shift : la[i0 + r]);
+        simd::exp_shift(ex.isa, sr, sr, w, fixed ? shift : la[i0 + r]);
         h *= ai;
       }
       const index_t dc = i0 + r - j0;
@@ -612,11 +612,11 @@ void cross_backward(Exec ex, const Emb<T>& A, const Emb<T>& B, T scale, bool fix
     }
     if (dA) {
       T* out = t == 0 ? dA : parts_a + (t - 1) * na * dp;
-      tile::mm_nn(m, dp, w, S, wp, B.row(j0), dp, out + i0 * dp, dp, scale, true);
+      tile::mm_nn(ex.isa, m, dp, w, S, wp, B.row(j0), dp, out + i0 * dp, dp, scale, true);
     }
     if (dB) {
       T* out = t == 0 ? dB : parts_b + (t - 1) * nb_ * dp;
-      tile::mm_tn(w, dp, m, S, wp, A.row(i0), dp, out + j0 * dp, dp, scale, true);
+      tile::mm_tn(ex.isa, w, dp, m, S, wp, A.row(i0), dp, out + j0 * dp, dp, scale, true);
     }
   });
   if (dA) reduce_partials(threads, dA, parts_a, slots, na * dp);
@@ -650,8 +650,8 @@ void softkl_forward(Exec ex, const Emb<T>& A, const Emb<T>& B, const Emb<T>& C, 
     const index_t I = p / cb, J = p % cb;
     const index_t i0 = I * bt, j0 = J * bt, m = std::min(bt, n - i0), w = std::min(bt, nc - j0);
     const index_t wp = tile::round_up(w, tile::kColumnQuantum);
-    tile::mm_packed(m, wp, dp, A.row(i0), dp, B.panel(j0), X, wp, scale, false);
-    tile::mm_packed(m, wp, dpt, C.row(i0), dpt, E.panel(j0), Y, wp, scale, false);
+    tile::mm_packed(ex.isa, m, wp, dp, A.row(i0), dp, B.panel(j0), X, wp, scale, false);
+    tile::mm_packed(ex.isa, m, wp, dpt, C.row(i0), dpt, E.panel(j0), Y, wp, scale, false);
     const bool masked = mask == Mask::diagonal && i0 < j0 + w && j0 < i0 + m;
     double *xs = sx.sum(t), *ys = sy.sum(t), *qq = q.data() + t * n;
     double *xm = sx.max(t), *ym = sy.max(t);
@@ -686,8 +686,8 @@ void softkl_forward(Exec ex, const Emb<T>& A, const Emb<T>& B, const Emb<T>& C, 
       for (auto& sg : seg) {
         const index_t len = sg[1] - sg[0];
         if (len <= 0) continue;
-        simd::exp_shift(scratch, xr + sg[0], len, cx);
-        simd::exp_shift(scratch + bt, yr + sg[0], len, cy);
+        simd::exp_shift(ex.isa, scratch, xr + sg[0], len, cx);
+        simd::exp_shift(ex.isa, scratch + bt, yr + sg[0], len, cy);
         const T* px = xr + sg[0];
         const T* py = yr + sg[0];
         const T* pe = scratch + bt;
@@ -751,26 +751,26 @@ void softkl_backward(Exec ex, const Emb<T>& A, const Emb<T>& B, const Emb<T>& C,
     const index_t I = p / cb, J = p % cb;
     const index_t i0 = I * bt, j0 = J * bt, m = std::min(bt, n - i0), w = std::min(bt, nc - j0);
     const index_t wp = tile::round_up(w, tile::kColumnQuantum);
-    tile::mm_packed(m, wp, dp, A.row(i0), dp, B.panel(j0), X, wp, scale, false);
-    tile::mm_packed(m, wp, dpt, C.row(i0), dpt, E.panel(j0), Y, wp, scale, false);
+    tile::mm_packed(ex.isa, m, wp, dp, A.row(i0), dp, B.panel(j0), X, wp, scale, false);
+    tile::mm_packed(ex.isa, m, wp, dpt, C.row(i0), dpt, E.panel(j0), Y, wp, scale, false);
     const bool masked = mask == Mask::diagonal && i0 < j0 + w && j0 < i0 + m;
     for (index_t r = 0; r < m; ++r) {
       const index_t i = i0 + r;
       detail::Row<T> g(X + r * wp, w);
       detail::CRow<T> y(Y + r * wp, w);
-      simd::exp_shift(X + r * wp, X + r * wp, w, lx[i]);
-      simd::exp_shift(Y + r * wp, Y + r * wp, w, ly[i]);
+      simd::exp_shift(ex.isa, X + r * wp, X + r * wp, w, lx[i]);
+      simd::exp_shift(ex.isa, Y + r * wp, Y + r * wp, w, ly[i]);
       g = ka[i] * (g - y);
       const index_t dc = i - j0;
       if (masked && dc >= 0 && dc < w) X[r * wp + dc] = T(0);
     }
     if (dA) {
       T* out = t == 0 ? dA : parts_a + (t - 1) * n * dp;
-      tile::mm_nn(m, dp, w, X, wp, B.row(j0), dp, out + i0 * dp, dp, scale, true);
+      tile::mm_nn(ex.isa, m, dp, w, X, wp, B.row(j0), dp, out + i0 * dp, dp, scale, true);
     }
     if (dB) {
       T* out = t == 0 ? dB : (alias ? parts_a : parts_b) + (t - 1) * nc * dp;
-      tile::mm_tn(w, dp, m, X, wp, A.row(i0), dp, out + j0 * dp, dp, scale, true);
+      tile::mm_tn(ex.isa, w, dp, m, X, wp, A.row(i0), dp, out + j0 * dp, dp, scale, true);
     }
   });
   if (dA) reduce_partials(threads, dA, parts_a, slots, n * dp);
@@ -785,8 +785,10 @@ void softkl_backward(Exec ex, const Emb<T>& A, const Emb<T>& B, const Emb<T>& C,
 ///   kl[i] = sum_j p_ij (y_ij - x_ij) - lse(y_i) + lse(x_i)       (never log(0): no NaN for one-hot teachers)
 ///   ds (if non-null) = coef (q - p);   dt (if non-null) = coef p ((y - lse_y) - (x - lse_x) - kl_i).
 template <class T>
-void kd_kl_rows(int threads, index_t B, index_t K, const T* s, const T* t, T inv_temp, double* kl, T* ds, T* dt,
+void kd_kl_rows(Exec exe, index_t B, index_t K, const T* s, const T* t, T inv_temp, double* kl, T* ds, T* dt,
                 T coef) {
+  const int threads = exe.threads;
+  const Isa isa = exe.isa;
   const int nt = static_cast<int>(std::clamp<index_t>(B * K / 16384, 1, std::max(threads, 1)));
 #pragma omp parallel num_threads(nt)
   {
@@ -799,7 +801,7 @@ void kd_kl_rows(int threads, index_t B, index_t K, const T* s, const T* t, T inv
       detail::Row<T> ex(ds ? ds + i * K : bx.data(), K), ey(by.data(), K);
       const T ms = sr.maxCoeff(), mt = tr.maxCoeff();
       ey = (tr - mt) * inv_temp;
-      simd::exp_shift(ey.data(), ey.data(), K, T(0));
+      simd::exp_shift(isa, ey.data(), ey.data(), K, T(0));
       const T* pe = ey.data();
       const T* ps = s + i * K;
       const T* pt = t + i * K;
@@ -807,7 +809,7 @@ void kd_kl_rows(int threads, index_t B, index_t K, const T* s, const T* t, T inv
       const double cr = detail::lane_sum<T>(K, [=](index_t j) { return pe[j] * (pt[j] - ps[j]); }) *
                         double(inv_temp) / sy;
       ex = (sr - ms) * inv_temp;
-      simd::exp_shift(ex.data(), ex.data(), K, T(0));
+      simd::exp_shift(isa, ex.data(), ex.data(), K, T(0));
       const double sx = detail::row_sum(ex.data(), K);
       const double lx = double(ms) * double(inv_temp) + std::log(sx);
       const double ly = double(mt) * double(inv_temp) + std::log(sy);

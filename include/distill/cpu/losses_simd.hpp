@@ -1,113 +1,26 @@
 // distill/cpu/losses_simd.hpp -- the exponential of the fused loss kernels: dst[j] = exp(src[j] - shift).
 //
-// float with AVX2 + FMA: an 8-wide expf (Cody-Waite reduction by ln 2 in two parts, the classic degree-6
-// minimax polynomial of Cephes' expf for e^r on [-ln2/2, ln2/2], exponent inserted as 2^n), about 1 ulp, exact 0
-// below the normal range (x < -87.33) and clamped at x = 88.3 (e^88.3 = 2.2e38) above. It is ~5x faster than
+// float at the avx2 and avx512 levels (core/isa.hpp; cpu/losses_simd_isa.inl): an 8-wide expf (Cody-Waite
+// reduction by ln 2 in two parts, the classic degree-6 minimax polynomial of Cephes' expf for e^r on
+// [-ln2/2, ln2/2], exponent inserted as 2^n), about 1 ulp, exact 0 below the normal range (x < -87.33) and clamped at x = 88.3 (e^88.3 = 2.2e38) above. It is ~5x faster than
 // Eigen's generic packet exp, which matters: the fused InfoNCE evaluates M^2 exponentials per forward + backward.
 // The loop walks indices in blocks of 8 from 0 and the tail goes through the same vector code on a padded copy,
 // so every element gets the same formula wherever the buffers live (determinism).
-// Other types / targets: Eigen's array exp on the whole row.
+// double, and the portable level: Eigen's array exp on the whole row. Every entry point takes the level to run.
 #pragma once
 
-#include <Eigen/Core>
+#include <type_traits>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
-
+#include "distill/core/isa.hpp"
 #include "distill/core/shape.hpp"
+#include "distill/cpu/eigen_core.hpp"
 
 namespace distill::cpu::simd {
 
-#if defined(__AVX2__) && defined(__FMA__)
-inline __m256 exp8(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.33654f), hi = _mm256_set1_ps(88.3f);
-  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  const __m256 r2 = _mm256_mul_ps(r, r);
-  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(under, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
-}
+namespace generic {
 
-/// dst[j] = exp(src[j] - shift), j < n (dst may equal src).
-inline void exp_shift(float* dst, const float* src, index_t n, float shift) {
-  const __m256 sh = _mm256_set1_ps(shift);
-  index_t j = 0;
-  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(dst + j, exp8(_mm256_sub_ps(_mm256_loadu_ps(src + j), sh)));
-  if (j < n) {
-    alignas(32) float tmp[8] = {};
-    for (index_t k = j; k < n; ++k) tmp[k - j] = src[k];
-    _mm256_store_ps(tmp, exp8(_mm256_sub_ps(_mm256_load_ps(tmp), sh)));
-    for (index_t k = j; k < n; ++k) dst[k] = tmp[k - j];
-  }
-}
-
-/// Fixed-shift forward row of an off-diagonal tile: s[j] <- e_j = exp(s[j] - shift), col[j] += e_j, and the
-/// row sum of e (16 lanes by j mod 16, fixed tree; the tail enters through a zero-padded vector).
-inline double exp_row_colsum(float* s, index_t n, float shift, float* col) {
-  const __m256 sh = _mm256_set1_ps(shift);
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-  index_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    const __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), sh));
-    const __m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j + 8), sh));
-    _mm256_storeu_ps(s + j, e0);
-    _mm256_storeu_ps(s + j + 8, e1);
-    _mm256_storeu_ps(col + j, _mm256_add_ps(_mm256_loadu_ps(col + j), e0));
-    _mm256_storeu_ps(col + j + 8, _mm256_add_ps(_mm256_loadu_ps(col + j + 8), e1));
-    a0 = _mm256_add_ps(a0, e0);
-    a1 = _mm256_add_ps(a1, e1);
-  }
-  for (; j < n; j += 8) {
-    alignas(32) float tmp[8];
-    const index_t len = n - j < 8 ? n - j : 8;
-    for (index_t k = 0; k < 8; ++k) tmp[k] = k < len ? s[j + k] : 0.0f;
-    __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(tmp), sh));
-    const __m256 keep = _mm256_cmp_ps(_mm256_set_ps(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_ps(float(len)), _CMP_LT_OQ);
-    e = _mm256_and_ps(e, keep);
-    _mm256_store_ps(tmp, e);
-    for (index_t k = 0; k < len; ++k) {
-      s[j + k] = tmp[k];
-      col[j + k] += tmp[k];
-    }
-    a0 = _mm256_add_ps(a0, e);
-  }
-  alignas(32) float l[16];
-  _mm256_store_ps(l, a0);
-  _mm256_store_ps(l + 8, a1);
-  for (int w = 8; w >= 1; w /= 2)
-    for (int k = 0; k < w; ++k) l[k] += l[k + w];
-  return double(l[0]);
-}
-
-/// Fixed-shift backward row: s[j] <- exp(s[j] - shift) * (cj[j] + ci).
-inline void exp_scale_row(float* s, index_t n, float shift, const float* cj, float ci) {
-  const __m256 sh = _mm256_set1_ps(shift), c = _mm256_set1_ps(ci);
-  index_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    _mm256_storeu_ps(s + j, _mm256_mul_ps(exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), sh)),
-                                          _mm256_add_ps(_mm256_loadu_ps(cj + j), c)));
-  for (; j < n; ++j) {
-    alignas(32) float tmp[8] = {s[j]};
-    _mm256_store_ps(tmp, exp8(_mm256_sub_ps(_mm256_load_ps(tmp), sh)));
-    s[j] = tmp[0] * (cj[j] + ci);
-  }
-}
-#endif
-
-/// Generic versions of the two fused rows above (Eigen's exp; the row sum in 16 lanes by j mod 16, fixed tree,
-/// then the tail, independent of the buffer's address).
+/// The portable level, and every level for double: Eigen's exp; the row sum of exp_row_colsum in 16 lanes by
+/// j mod 16, fixed tree, then the tail, independent of the buffer's address.
 template <class T>
 inline double exp_row_colsum(T* s, index_t n, T shift, T* col) {
   Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> e(s, n);
@@ -135,6 +48,49 @@ inline void exp_shift(T* dst, const T* src, index_t n, T shift) {
   if (n <= 0) return;
   Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> d(dst, n);
   d = (Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(src, n) - shift).exp();
+}
+
+}  // namespace generic
+namespace isa_portable = generic;
+
+}  // namespace distill::cpu::simd
+
+// The float rows at the SIMD levels: simd::isa_avx2, simd::isa_avx512.
+#define DISTILL_ISA_NO_PORTABLE
+#define DISTILL_ISA_BODY "distill/cpu/losses_simd_isa.inl"
+#include "distill/core/isa_foreach.inl"
+
+namespace distill::cpu::simd {
+
+/// dst[j] = exp(src[j] - shift), j < n (dst may equal src), with the kernels of level `isa`.
+template <class T>
+inline void exp_shift(Isa isa, T* dst, const T* src, index_t n, T shift) {
+  if constexpr (std::is_same_v<T, float>) {
+    DISTILL_ISA_CALL(isa, simd, exp_shift(dst, src, n, shift));
+  } else {
+    generic::exp_shift(dst, src, n, shift);
+  }
+}
+
+/// Fixed-shift forward row of an off-diagonal tile: s[j] <- e_j = exp(s[j] - shift), col[j] += e_j; returns the
+/// row sum of e (a fixed summation tree, so the result does not depend on where the buffers live).
+template <class T>
+inline double exp_row_colsum(Isa isa, T* s, index_t n, T shift, T* col) {
+  if constexpr (std::is_same_v<T, float>) {
+    DISTILL_ISA_CALL(isa, simd, exp_row_colsum(s, n, shift, col));
+  } else {
+    return generic::exp_row_colsum(s, n, shift, col);
+  }
+}
+
+/// Fixed-shift backward row: s[j] <- exp(s[j] - shift) * (cj[j] + ci).
+template <class T>
+inline void exp_scale_row(Isa isa, T* s, index_t n, T shift, const T* cj, T ci) {
+  if constexpr (std::is_same_v<T, float>) {
+    DISTILL_ISA_CALL(isa, simd, exp_scale_row(s, n, shift, cj, ci));
+  } else {
+    generic::exp_scale_row(s, n, shift, cj, ci);
+  }
 }
 
 }  // namespace distill::cpu::simd

@@ -5,7 +5,7 @@
 // thread count. Exponentials and row sums use Eigen's vectorised array expressions.
 #pragma once
 
-#include <Eigen/Core>
+#include "distill/cpu/eigen_core.hpp"
 #include <cmath>
 
 #include "distill/core/shape.hpp"

@@ -285,9 +285,13 @@ struct UcrOptions {
   std::string root;
 };
 
-/// Directory and dataset name of a UCR set. Tried in order: `name_or_path` as a directory (its
-/// <basename>_TRAIN.tsv, else its only *_TRAIN.tsv), then <root>/<name>, $DISTILL_UCR_DIR/<name>, the
-/// compile-time DISTILL_DATA_DIR/ucr/<name> (the bundled sets), and $DISTILL_DATA_DIR/ucr/<name>.
+/// Directory and dataset name of a UCR set. Search order (docs/data.md):
+///   1. `name_or_path` as a directory (its <basename>_TRAIN.tsv, else its only *_TRAIN.tsv);
+///   2. for a bare name: <root>/<name> (UcrOptions::root, the explicit archive root);
+///   3. $DISTILL_UCR_DIR/<name>;
+///   4. the installed bundled sets, <prefix>/share/distill/ucr/<name> (a consumer of the installed package);
+///   5. the source tree's bundled sets, data/ucr/<name> (a consumer of the build tree, our tests and examples);
+///   6. $DISTILL_DATA_DIR/ucr/<name>.
 struct UcrLocation {
   std::string dir;
   std::string name;
@@ -329,6 +333,9 @@ inline UcrLocation resolve_ucr(const std::string& name_or_path, const std::strin
     if (!root.empty() && try_dir(fs::path(root) / name_or_path, loc)) return loc;
     if (const char* env = std::getenv("DISTILL_UCR_DIR"); env && *env && try_dir(fs::path(env) / name_or_path, loc))
       return loc;
+#ifdef DISTILL_INSTALLED_DATA_DIR
+    if (try_dir(fs::path(DISTILL_INSTALLED_DATA_DIR) / "ucr" / name_or_path, loc)) return loc;
+#endif
 #ifdef DISTILL_DATA_DIR
     if (try_dir(fs::path(DISTILL_DATA_DIR) / "ucr" / name_or_path, loc)) return loc;
 #endif

@@ -145,7 +145,7 @@ Var<T, 0, D> kd_kl(const Var<T, 2, D>& student, const Var<T, 2, D>& teacher, dou
     if (want_s) ds = Tensor<T, 2, D>(student.shape());
     if (want_t) dt = Tensor<T, 2, D>(teacher.shape());
     std::vector<double> kl(static_cast<std::size_t>(B));
-    cpu::fused::kd_kl_rows<T>(ctx.threads(), B, K, student.value().data(), teacher.value().data(),
+    cpu::fused::kd_kl_rows<T>(detail::exec_of(ctx), B, K, student.value().data(), teacher.value().data(),
                               static_cast<T>(1.0 / temperature), kl.data(), want_s ? ds.data() : nullptr,
                               want_t ? dt.data() : nullptr, static_cast<T>(temperature / double(B)));
     auto out = detail::scalar<T, D>(temperature * temperature * detail::ordered_sum(kl) / double(B));
@@ -158,7 +158,7 @@ Var<T, 0, D> kd_kl(const Var<T, 2, D>& student, const Var<T, 2, D>& teacher, dou
         if (want_s) ds = Tensor<T, 2, D>(student.shape());
         if (want_t) dt = Tensor<T, 2, D>(teacher.shape());
         std::vector<double> kl(static_cast<std::size_t>(B));
-        cpu::fused::kd_kl_rows<T>(student.ctx().threads(), B, K, student.value().data(), teacher.value().data(),
+        cpu::fused::kd_kl_rows<T>(detail::exec_of(student.ctx()), B, K, student.value().data(), teacher.value().data(),
                                   static_cast<T>(1.0 / temperature), kl.data(), want_s ? ds.data() : nullptr,
                                   want_t ? dt.data() : nullptr, static_cast<T>(temperature / double(B)));
         valid = true;
