@@ -169,9 +169,9 @@ int run(const Args& a) {
   dl::io::Record tags;
   tags.set("method", "dcrls").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed))
       .set("epochs", double(a.epochs)).set("train_seconds", train_s).set("final_loss", loss_curve.back());
-  auto embed = [&](const dl::Tensor<float, 3, dl::Cpu>& x) { return model.embed(dl::constant(ctx, x.clone())); };
+  // The encoder is the embedding (evaluate_splits runs it in eval mode).
   const auto e0 = std::chrono::steady_clock::now();
-  auto r = dl::eval::evaluate_splits(ctx, splits, embed, eo,
+  auto r = dl::eval::evaluate_splits(ctx, splits, model.encoder, eo,
                                      {.metrics_json = dir + "metrics.json", .metrics_csv = dir + "metrics.csv",
                                       .embeddings_prefix = dir},
                                      tags);

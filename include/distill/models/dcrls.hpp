@@ -143,6 +143,7 @@ public:
     head2.train(on);
     head3.train(on);
   }
+  bool is_training() const noexcept { return encoder.is_training(); }
 
 private:
   static void check_shape_pair(const Var<T, 3, D>& x1, const Var<T, 3, D>& x2) {
