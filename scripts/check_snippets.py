@@ -24,11 +24,13 @@ space). A ```cpp block without a
 directive (and without main) is an error, and so is an unmarked code line (`//   ...;`) in a header's leading
 comment: every usage example is compiled.
 
-All snippets of one file go into one translation unit (each in its own namespace; programs each in their own),
+All snippets of one header go into one translation unit, all Markdown fragments and declarations into another
+(each snippet in its own namespace; programs each in their own translation unit),
 with #line directives so that errors name the Markdown or header line. Compiled with -fsyntax-only, in parallel.
 
 The second check (--citations): no file under the checked directories names documents that are not in the
-repository (the design notes the project was started from); state the fact in docs/ and cite the original paper.
+repository (the design notes the project was started from, or a docs/ path that does not exist); state the fact
+in docs/ and cite the original paper.
 
 Usage: check_snippets.py --root <repo> --compiler <c++> [--flags-file <file with one flag per line>] [-j N]
        check_snippets.py --root <repo> --citations
@@ -168,7 +170,8 @@ def header_snippets(root: Path, rel: str) -> tuple[list[Snippet], list[str]]:
 
 
 def translation_units(snippets: list[Snippet]) -> list[tuple[str, str]]:
-    """(name, source) pairs: one per program, one per file for the other kinds."""
+    """(name, source) pairs: one per program, one per header, and one for all the Markdown fragments and declarations
+    (they mostly include distill/distill.hpp, the expensive part: parse it once)."""
     tus: list[tuple[str, str]] = []
     by_file: dict[str, list[Snippet]] = {}
     for s in snippets:
@@ -176,12 +179,13 @@ def translation_units(snippets: list[Snippet]) -> list[tuple[str, str]]:
             src = [f'#line {s.line} "{s.path}"'] + s.code
             tus.append((f"{s.path}:{s.line}", "\n".join(src) + "\n"))
         elif s.kind in ("fragment", "declarations"):
-            by_file.setdefault(s.path, []).append(s)
+            by_file.setdefault("Markdown" if s.path.endswith(".md") else s.path, []).append(s)
     for path, group in by_file.items():
         includes = sorted({h for s in group for h in s.includes})
         src = [f"#include <{h}>" for h in includes] + ["using namespace distill;"]
         for s in group:
-            src.append(f"namespace snippet_{s.line} {{")
+            ident = re.sub(r"\W", "_", s.path)
+            src.append(f"namespace snippet_{ident}_{s.line} {{")
             if s.kind == "fragment":
                 src.append("[[maybe_unused]] void run() {")
             if s.given:
@@ -222,6 +226,8 @@ EXTERNAL_DOCS = re.compile(r"seed-methods|kernel-anchors|framework-anchors|targe
 # (data/ is left out for now: data/ucr/README.md is being rewritten with the installed data.)
 CITATION_DIRS = ("include", "kernels", "examples", "docs", "tests", "benchmarks", "scripts", "cmake", ".ci")
 CITATION_FILES = ("README.md", "CMakeLists.txt")
+# A path into docs/ (a page, a measurement file) must exist in the repository.
+DOC_PATH = re.compile(r"(?<![\w./-])(docs/[\w./-]*\w\.(?:md|json|csv|svg|txt))")
 
 
 def check_citations(root: Path) -> int:
@@ -242,6 +248,10 @@ def check_citations(root: Path) -> int:
             if EXTERNAL_DOCS.search(line):
                 bad += 1
                 print(f"{p.relative_to(root)}:{n}: cites a document outside the repository: {line.strip()[:160]}")
+            for ref in DOC_PATH.findall(line):
+                if not (root / ref).exists():
+                    bad += 1
+                    print(f"{p.relative_to(root)}:{n}: names {ref}, which is not in the repository")
     print(f"citations: {bad} reference(s) to documents outside the repository")
     return bad
 
