@@ -18,18 +18,42 @@
 
 namespace distill {
 
+namespace ops_detail {
+enum class Binary { Add, Sub, Mul, Div };
+
+/// The forward of an elementwise binary op of two same-shape Vars: the shape check naming the op, then the Cuda
+/// kernel or the Cpu loop.
+template <Binary OP, class T, std::size_t R, class D>
+Tensor<T, R, D> binary_forward(const char* op, const Var<T, R, D>& a, const Var<T, R, D>& b) {
+  check_same_shape(a.shape(), b.shape(), op);
+  auto& ctx = a.ctx();
+  if constexpr (is_cuda<D>) {
+    Tensor<T, R, D> out = empty<T, R>(ctx, a.shape());
+    T* y = out.data();
+    const T* x = a.value().data();
+    const T* z = b.value().data();
+    const index_t n = out.numel();
+    if constexpr (OP == Binary::Add) cuda::add<T>(ctx, y, x, z, n);
+    else if constexpr (OP == Binary::Sub) cuda::sub<T>(ctx, y, x, z, n);
+    else if constexpr (OP == Binary::Mul) cuda::mul<T>(ctx, y, x, z, n);
+    else cuda::div<T>(ctx, y, x, z, n);
+    return out;
+  } else {
+    return map2(ctx, a.value(), b.value(), [](T x, T z) {
+      if constexpr (OP == Binary::Add) return x + z;
+      else if constexpr (OP == Binary::Sub) return x - z;
+      else if constexpr (OP == Binary::Mul) return x * z;
+      else return x / z;
+    });
+  }
+}
+}  // namespace ops_detail
+
 /// a + b (same shape; the residual add of a ResNet block).
 template <class T, std::size_t R, class D>
 Var<T, R, D> add(const Var<T, R, D>& a, const Var<T, R, D>& b) {
-  check_same_shape(a.shape(), b.shape(), "add");
   auto& ctx = a.ctx();
-  Tensor<T, R, D> out;
-  if constexpr (ops_detail::is_cuda<D>) {
-    out = ops_detail::empty<T, R>(ctx, a.shape());
-    cuda::add<T>(ctx, out.data(), a.value().data(), b.value().data(), out.numel());
-  } else {
-    out = ops_detail::map2(ctx, a.value(), b.value(), [](T x, T y) { return x + y; });
-  }
+  Tensor<T, R, D> out = ops_detail::binary_forward<ops_detail::Binary::Add>("add", a, b);
   return autograd::make_result("add", ctx, std::move(out),
       [a, b](const Tensor<T, R, D>& g) mutable {
         if (a.requires_grad()) DeviceOps<D>::accumulate(a.ctx(), a.grad_buffer(), g);
@@ -41,15 +65,8 @@ Var<T, R, D> add(const Var<T, R, D>& a, const Var<T, R, D>& b) {
 /// a - b (same shape).
 template <class T, std::size_t R, class D>
 Var<T, R, D> sub(const Var<T, R, D>& a, const Var<T, R, D>& b) {
-  check_same_shape(a.shape(), b.shape(), "sub");
   auto& ctx = a.ctx();
-  Tensor<T, R, D> out;
-  if constexpr (ops_detail::is_cuda<D>) {
-    out = ops_detail::empty<T, R>(ctx, a.shape());
-    cuda::sub<T>(ctx, out.data(), a.value().data(), b.value().data(), out.numel());
-  } else {
-    out = ops_detail::map2(ctx, a.value(), b.value(), [](T x, T y) { return x - y; });
-  }
+  Tensor<T, R, D> out = ops_detail::binary_forward<ops_detail::Binary::Sub>("sub", a, b);
   return autograd::make_result("sub", ctx, std::move(out),
       [a, b](const Tensor<T, R, D>& g) mutable {
         if (a.requires_grad()) DeviceOps<D>::accumulate(a.ctx(), a.grad_buffer(), g);
@@ -61,15 +78,8 @@ Var<T, R, D> sub(const Var<T, R, D>& a, const Var<T, R, D>& b) {
 /// a * b elementwise (same shape).
 template <class T, std::size_t R, class D>
 Var<T, R, D> mul(const Var<T, R, D>& a, const Var<T, R, D>& b) {
-  check_same_shape(a.shape(), b.shape(), "mul");
   auto& ctx = a.ctx();
-  Tensor<T, R, D> out;
-  if constexpr (ops_detail::is_cuda<D>) {
-    out = ops_detail::empty<T, R>(ctx, a.shape());
-    cuda::mul<T>(ctx, out.data(), a.value().data(), b.value().data(), out.numel());
-  } else {
-    out = ops_detail::map2(ctx, a.value(), b.value(), [](T x, T y) { return x * y; });
-  }
+  Tensor<T, R, D> out = ops_detail::binary_forward<ops_detail::Binary::Mul>("mul", a, b);
   return autograd::make_result("mul", ctx, std::move(out),
       [a, b](const Tensor<T, R, D>& g) mutable {
         if (a.requires_grad()) ops_detail::accumulate_product(a.ctx(), a.grad_buffer(), g, b.value());
@@ -81,15 +91,8 @@ Var<T, R, D> mul(const Var<T, R, D>& a, const Var<T, R, D>& b) {
 /// a / b elementwise (same shape). Gradients: da = g / b, db = -g a / b^2 = -g y / b (y the output).
 template <class T, std::size_t R, class D>
 Var<T, R, D> div(const Var<T, R, D>& a, const Var<T, R, D>& b) {
-  check_same_shape(a.shape(), b.shape(), "div");
   auto& ctx = a.ctx();
-  Tensor<T, R, D> out;
-  if constexpr (ops_detail::is_cuda<D>) {
-    out = ops_detail::empty<T, R>(ctx, a.shape());
-    cuda::div<T>(ctx, out.data(), a.value().data(), b.value().data(), out.numel());
-  } else {
-    out = ops_detail::map2(ctx, a.value(), b.value(), [](T x, T y) { return x / y; });
-  }
+  Tensor<T, R, D> out = ops_detail::binary_forward<ops_detail::Binary::Div>("div", a, b);
   Tensor<T, R, D> y = out;  // saved: db needs the quotient
   return autograd::make_result("div", ctx, std::move(out),
       [a, b, y](const Tensor<T, R, D>& g) mutable {
