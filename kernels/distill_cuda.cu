@@ -152,6 +152,10 @@ void mul(Context<Cuda>& ctx, T* y, const T* a, const T* b, index_t n) {
   kernels::binary<T, kernels::BinaryOp::Mul>(active(ctx).stream(), "mul_kernel", y, a, b, n);
 }
 template <Real T>
+void div(Context<Cuda>& ctx, T* y, const T* a, const T* b, index_t n) {
+  kernels::binary<T, kernels::BinaryOp::Div>(active(ctx).stream(), "div_kernel", y, a, b, n);
+}
+template <Real T>
 void accumulate_product(Context<Cuda>& ctx, T* y, const T* a, const T* b, index_t n) {
   kernels::binary<T, kernels::BinaryOp::AccumulateProduct>(active(ctx).stream(), "accumulate_product_kernel", y, a, b,
                                                            n);
@@ -464,6 +468,7 @@ DISTILL_CUDA_INSTANTIATE_STORABLE(std::int64_t)
   template void add<T>(Context<Cuda>&, T*, const T*, const T*, index_t);                                              \
   template void sub<T>(Context<Cuda>&, T*, const T*, const T*, index_t);                                              \
   template void mul<T>(Context<Cuda>&, T*, const T*, const T*, index_t);                                              \
+  template void div<T>(Context<Cuda>&, T*, const T*, const T*, index_t);                                              \
   template void accumulate_product<T>(Context<Cuda>&, T*, const T*, const T*, index_t);                               \
   template void relu_forward<T>(Context<Cuda>&, T*, const T*, index_t);                                               \
   template void relu_backward<T>(Context<Cuda>&, T*, const T*, const T*, index_t, bool);                              \

@@ -1,4 +1,4 @@
-// kernels/elementwise.cuh -- fill, scale, axpy, add/sub/mul, relu forward/backward, bias add, scalar broadcast.
+// kernels/elementwise.cuh -- fill, scale, axpy, add/sub/mul/div, relu forward/backward, bias add, scalar broadcast.
 //
 // Gradient convention (llm.c's, stated once for every kernel family): backward kernels take `accumulate`;
 // with it they add into the gradient buffer (autograd's +=), without it they write and never read it.
@@ -20,7 +20,7 @@ __device__ __forceinline__ index_t global_thread() {
 }
 __device__ __forceinline__ index_t grid_threads() { return static_cast<index_t>(gridDim.x) * blockDim.x; }
 
-enum class BinaryOp { Add, Sub, Mul, AccumulateProduct };
+enum class BinaryOp { Add, Sub, Mul, Div, AccumulateProduct };
 enum class UnaryOp { Scale, Axpy, Relu };
 
 template <class T>
@@ -44,6 +44,7 @@ __global__ void binary_kernel(T* y, const T* a, const T* b, index_t n) {
     if constexpr (OP == BinaryOp::Add) y[i] = a[i] + b[i];
     else if constexpr (OP == BinaryOp::Sub) y[i] = a[i] - b[i];
     else if constexpr (OP == BinaryOp::Mul) y[i] = a[i] * b[i];
+    else if constexpr (OP == BinaryOp::Div) y[i] = a[i] / b[i];
     else y[i] += a[i] * b[i];
   }
 }

@@ -1,7 +1,8 @@
 // kernels/similarity.cuh -- the flash-style core of the contrastive and soft-KL losses: softmax statistics and
 // gradients of a similarity matrix S = scale * R O^T that is never stored.
 //
-// Row-owner scheme (kernel-anchors §2.1, §6 item 1): a 256-thread block owns kRows = 32 rows of R and walks the
+// Row-owner scheme (docs/cuda.md, "fused contrastive losses": FlashAttention's tiling and recompute, Dao et al.,
+// NeurIPS 2022, applied to a similarity matrix): a 256-thread block owns kRows = 32 rows of R and walks the
 // column tiles of O (32 columns each). Every tile of S is recomputed from R and O staged in shared memory (depth
 // chunks of 32), so nothing N x N exists anywhere, and no atomics are used:
 //   * forward: per owner row the softmax statistics over the allowed columns (j != i when exclude_diag): max m

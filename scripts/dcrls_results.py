@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Trains the DCRLS ablation ladder (+ the supervised baseline) over datasets x seeds with examples/dcrls and
-writes docs/results/dcrls.md (mean +- std per dataset and variant, next to the reference columns of
-seed-methods §2.8). Plain python3 (no torch needed).
+writes docs/results/dcrls.md (mean +- std per dataset and variant, next to the published reference columns
+whose sources docs/dcrls.md lists under "Evaluation protocol"). Plain python3 (no torch needed).
 
     python3 scripts/dcrls_results.py --binary build/examples/dcrls --epochs 50 --seeds 0 1 2 \
         [--datasets Coffee ECG200 ...] [--out runs/results] [--md docs/results/dcrls.md]
@@ -18,7 +18,8 @@ DATASETS = ["Coffee", "ECG200", "ECGFiveDays", "GunPoint", "TwoLeadECG", "SonyAI
 VARIANTS = ["last", "all", "sd", "supervised"]
 LABEL = {"last": "(i) last block", "all": "(ii) all blocks", "sd": "(iii) all + SD (DCRLS)",
          "supervised": "supervised"}
-# seed-methods.md §2.8: supervised ResNet1D acc (dl-4-tsc, mean of 5), k-means / USSL / DTCR RI / NMI (DTCR paper).
+# Published numbers (docs/dcrls.md, "Evaluation protocol"): supervised ResNet1D accuracy (Fawaz et al. 2019, mean of 5
+# runs); k-means / USSL / DTCR RI (DTCR, Ma et al. 2019, Table 1) and NMI (its supplementary Table 2).
 REFERENCE = {
     "Coffee": (1.000, (0.7460, 0.5246), (1.0000, 1.0000), (0.9286, 0.6277)),
     "ECG200": (0.874, (0.6315, 0.1403), (0.7285, 0.3776), (0.6648, 0.3691)),
@@ -75,7 +76,7 @@ def main():
     lines.append(f"Setup: ResNet1D(64) encoder, per-block heads (C_b -> C_b -> 128), NT-Xent tau 0.2, "
                  f"self-distillation KL_3 block 3 -> blocks 1-2, lambda 1, Adam 1e-3 / wd 1e-4, batch min(64, N), "
                  f"**{args.epochs} epochs** (the paper-scale protocol uses 300: these are short runs), views: "
-                 f"jitter+scaling / permutation+jitter (seed-methods §2.6). Evaluation on the test split: linear probe "
+                 f"jitter+scaling / permutation+jitter (docs/dcrls.md, "Augmentations"). Evaluation on the test split: linear probe "
                  f"(softmax regression, Adam, 500 steps) on the frozen block-3 GAP vector, k-means (k = #classes, 10 "
                  f"restarts) RI and NMI. Mean ± std over {len(args.seeds)} seeds. The supervised row is the same "
                  f"encoder + linear classifier trained with cross-entropy (its acc column is the classifier's test "
@@ -92,7 +93,7 @@ def main():
                          f"{ms([r['kmeans_ri'] for r in rs])} | {ms([r['kmeans_nmi'] for r in rs])} | "
                          f"{ms([r['final_loss'] for r in rs])} | "
                          f"{statistics.mean([r['train_seconds'] for r in rs]):.1f} |")
-    lines.append("\n## Reference columns (seed-methods §2.8, external numbers)\n")
+    lines.append("\n## Reference columns (external numbers; sources in docs/dcrls.md, "Evaluation protocol")\n")
     lines.append("| dataset | sup. ResNet1D acc | k-means RI / NMI | USSL RI / NMI | DTCR RI / NMI |")
     lines.append("|---|---|---|---|---|")
     for ds in args.datasets:

@@ -196,6 +196,84 @@ TEST_CASE("elementwise ops: values and finite-difference gradients", "[ops][grad
   }
 }
 
+TEMPLATE_TEST_CASE("scalar arithmetic: any arithmetic scalar on either side of + - * / (values)", "[ops][scalar]",
+                   float, double) {
+  using T = TestType;
+  Context<Cpu> ctx(2, 5);
+  const double lambda = 0.3;  // a double weight with a Var<float>: converted to T
+  const int two = 2;
+  auto v = Var<T, 2>(ctx, random_tensor<T>(ctx.rng(), Shape<2>{3, 33}, 0.5, 1.5), true);
+  auto w = Var<T, 2>(ctx, random_tensor<T>(ctx.rng(), Shape<2>{3, 33}, 0.5, 1.5), true);
+  static_assert(std::is_same_v<decltype(lambda * v), Var<T, 2>>);
+  static_assert(std::is_same_v<decltype(v / two), Var<T, 2>>);
+  struct Case {
+    const char* what;
+    Var<T, 2> got;
+    double (*ref)(double, double);
+  };
+  const Case cases[] = {
+      {"0.5 * v", 0.5 * v, [](double x, double) { return 0.5 * x; }},
+      {"v * 0.5f", v * 0.5f, [](double x, double) { return 0.5 * x; }},
+      {"lambda * v", lambda * v, [](double x, double) { return 0.3 * x; }},
+      {"v / 2", v / two, [](double x, double) { return x / 2; }},
+      {"v / 3.0", v / 3.0, [](double x, double) { return x / 3; }},
+      {"3 / v", 3 / v, [](double x, double) { return 3 / x; }},
+      {"1 - v", 1 - v, [](double x, double) { return 1 - x; }},
+      {"v - 1.5", v - 1.5, [](double x, double) { return x - 1.5; }},
+      {"2 + v", 2 + v, [](double x, double) { return 2 + x; }},
+      {"v + 0.25", v + 0.25, [](double x, double) { return x + 0.25; }},
+      {"-v", -v, [](double x, double) { return -x; }},
+      {"v / w", v / w, [](double x, double y) { return x / y; }},
+      {"1 - 0.5 * v / w + 2", 1 - 0.5 * v / w + 2, [](double x, double y) { return 3 - 0.5 * x / y; }},
+  };
+  const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-15;
+  for (const Case& c : cases) {
+    INFO(c.what);
+    REQUIRE(c.got.shape() == v.shape());
+    for (index_t i = 0; i < v.numel(); ++i) {
+      const double ref = c.ref(double(v.value()[i]), double(w.value()[i]));
+      REQUIRE(std::abs(double(c.got.value()[i]) - ref) <= tol * (1 + std::abs(ref)));
+    }
+  }
+  // The gradient of a float loss weighted by a double: d(lambda * sum(v)) / dv = lambda (as a float).
+  auto loss = lambda * sum(v);
+  loss.backward();
+  for (index_t i = 0; i < v.numel(); ++i) REQUIRE(v.grad()[i] == static_cast<T>(lambda));
+}
+
+TEST_CASE("scalar arithmetic and div: finite-difference gradients (double)", "[ops][scalar][grad]") {
+  Context<Cpu> ctx(2, 6);
+  for (index_t n : {1, 31, 40000}) {
+    auto a = Var<double, 2>(ctx, random_tensor<double>(ctx.rng(), Shape<2>{n, 1}, 0.5, 1.5), true);
+    auto b = Var<double, 2>(ctx, random_tensor<double>(ctx.rng(), Shape<2>{n, 1}, -1.5, -0.5), true);
+    GradCheckOptions o;
+    o.max_elements_per_input = 64;
+    const double lambda = 0.7;
+    auto check = [&](const char* what, auto&& f) {
+      auto r = check_gradients(f, o, a, b);
+      INFO(what << " n=" << n << " " << r.message);
+      REQUIRE(r.ok);
+    };
+    check("a / b", [&] { return a / b; });
+    check("b / a", [&] { return b / a; });
+    check("a / a (one input twice)", [&] { return mul(a / a, b); });
+    check("2 / b and 1 - a", [&] { return (2 / b) * (1 - a); });
+    check("lambda * a + b / 3 - 4", [&] { return lambda * a + b / 3 - 4; });
+    check("0.5 * (a * b) + 2 - b, -a", [&] { return 0.5 * (a * b) + (2 - b) + (-a); });
+    check("a * 3 + (2 + b) - (b - 1)", [&] { return a * 3 + (2 + b) - (b - 1); });
+  }
+  // A frozen divisor gets no gradient; the numerator still does.
+  auto x = Var<double, 1>(ctx, random_tensor<double>(ctx.rng(), Shape<1>{5}, 1, 2), true);
+  auto d = Var<double, 1>(ctx, random_tensor<double>(ctx.rng(), Shape<1>{5}, 1, 2), false);
+  auto r = check_gradients([&] { return x / d; }, x);
+  INFO(r.message);
+  REQUIRE(r.ok);
+  REQUIRE_FALSE(d.has_grad());
+  const Var<double, 1> four(ctx, Tensor<double, 1>(Shape<1>{4}));
+  REQUIRE_THROWS_WITH(x / four,
+                      Catch::Contains("div") && Catch::Contains("[5]") && Catch::Contains("[4]"));
+}
+
 TEST_CASE("errors name the shapes at fault", "[errors]") {
   Context<Cpu> ctx;
   auto a = param_of<float>(ctx, Shape<2>{2, 3});

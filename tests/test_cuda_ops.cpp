@@ -32,13 +32,17 @@ namespace {
 constexpr double kTol = 2e-6;
 }  // namespace
 
-TEST_CASE("Cuda elementwise ops match Cpu: add, sub, mul, scale, relu", "[cuda][ops]") {
+TEST_CASE("Cuda elementwise ops match Cpu: add, sub, mul, div, scale, affine, relu, scalar operators", "[cuda][ops]") {
   for (const Shape<3> s : {Shape<3>{3, 5, 7}, Shape<3>{2, 33, 70}}) {
     const auto a = input<float>(s, 1), b = input<float>(s, 2);
     run_both("add", [](const auto& x, const auto& y) { return add(x, y); }, kTol, a, b);
     run_both("sub", [](const auto& x, const auto& y) { return x - y; }, kTol, a, b);
     run_both("mul", [](const auto& x, const auto& y) { return x * y; }, kTol, a, b);
     run_both("scale", [](const auto& x) { return scale(x, -2.5f); }, kTol, a);
+    const auto d = input<float>(s, 13, 0.5, 1.5);  // divisors away from 0
+    run_both("div", [](const auto& x, const auto& y) { return x / y; }, kTol, a, d);
+    run_both("affine", [](const auto& x) { return affine(x, -0.5f, 2.0f); }, kTol, a);
+    run_both("scalar operators", [](const auto& x) { return 1 - 0.5 * x / 3 + (2.0 / (x + 2)); }, kTol, a);
     run_both("relu", [](const auto& x) { return relu(x); }, kTol, a);
   }
   // One Var used twice: both gradient contributions land in it.

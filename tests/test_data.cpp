@@ -657,7 +657,7 @@ TEST_CASE("two-view batches: independent views of the same series, reproducible 
   CounterRng r3(5);
   const auto u = make_two_views(b, AugmentConfig::dcrls_view1(), AugmentConfig::dcrls_view1(), r3);
   REQUIRE_FALSE(same(u.view1, u.view2));
-  // presets follow seed-methods §2.6
+  // presets follow docs/dcrls.md, "Augmentations"
   REQUIRE(AugmentConfig::dcrls_view1().jitter_sigma == 0.03);
   REQUIRE(AugmentConfig::dcrls_view1().scale_sigma == 0.1);
   REQUIRE(AugmentConfig::dcrls_view2().max_segments == 5);

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <stdexcept>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -25,6 +26,9 @@
 #include "distill/io/progress.hpp"
 #include "distill/io/report.hpp"
 #include "distill/io/svg.hpp"
+#include "distill/nn/batchnorm.hpp"
+#include "distill/nn/layers.hpp"
+#include "distill/nn/sequential.hpp"
 #include "support/golden.hpp"
 
 using namespace distill;
@@ -513,4 +517,74 @@ TEST_CASE("evaluate_embeddings: skipped metrics are left out; embedding in chunk
           knn_accuracy(embed_dataset(ctx, s.train, embed), s.train.labels, embed_dataset(ctx, s.test, embed), s.test.labels, 3));
   auto bad = [](const Tensor<float, 3, Cpu>& x) { return Tensor<float, 2, Cpu>({x.extent(0) + 1, 2}); };
   REQUIRE_THROWS_WITH(embed_dataset(ctx, s.train, bad), Catch::Contains("returned [29, 2] for a batch of 28 series"));
+}
+
+TEST_CASE("embed_dataset / evaluate_splits run the modules in eval mode and restore their mode", "[eval][mode]") {
+  // BatchNorm with distinctive running statistics: in eval mode the embedding of a series is (x - 0.5) / sqrt(4 +
+  // eps), whatever else is in the batch; in train mode it would use the batch's statistics (and update the
+  // running ones), so the embedding of one series would depend on the others.
+  const auto s = data::load_ucr("Coffee");
+  Context<Cpu> ctx(1, 0);
+  nn::Sequential<nn::BatchNorm1d<1>, nn::Flatten> net{ctx};
+  auto& bn = net.get<0>();
+  bn.running_mean()[0] = 0.5f;
+  bn.running_var()[0] = 4.0f;
+  const float inv = 1.0f / std::sqrt(4.0f + 1e-5f);
+  auto require_running_eval = [&](const Tensor<float, 2, Cpu>& z, const data::Dataset& ds) {
+    REQUIRE(z.shape() == Shape<2>{ds.size(), ds.length()});
+    for (index_t i = 0; i < ds.size(); ++i)
+      for (index_t l = 0; l < ds.length(); ++l)
+        REQUIRE(z(i, l) == Approx((ds.x(i, 0, l) - 0.5f) * inv).margin(1e-5));
+  };
+  REQUIRE(net.is_training());
+
+  // A module as the embedding: chunks of 5 and the whole split agree exactly (no batch statistics).
+  const auto z5 = embed_dataset(ctx, s.train, net, 5);
+  const auto z28 = embed_dataset(ctx, s.train, net, 28);
+  REQUIRE(std::equal(z5.begin(), z5.end(), z28.begin()));
+  require_running_eval(z5, s.train);
+  REQUIRE(net.is_training());
+  REQUIRE(bn.is_training());
+  REQUIRE(bn.running_mean()[0] == 0.5f);  // eval mode leaves the running statistics alone
+  REQUIRE(bn.running_var()[0] == 4.0f);
+
+  // A function with the modules it runs.
+  int calls = 0;
+  auto fn = [&](const Var<float, 3, Cpu>& x) {
+    ++calls;
+    REQUIRE_FALSE(bn.is_training());
+    return net(x);
+  };
+  EvalOptions o;
+  o.probe = false;
+  o.kmeans = false;
+  o.embed_batch = 7;
+  o.knn_k = 1;
+  const auto r = evaluate_splits(ctx, s, embedding(fn, net), o);
+  REQUIRE(calls == 8);  // 28 train + 28 test series in chunks of 7
+  REQUIRE(net.is_training());
+  REQUIRE(bn.running_mean()[0] == 0.5f);
+  // An affine map of every series keeps the Euclidean neighbours: the raw-series 1-NN accuracy.
+  REQUIRE(r.knn_accuracy == evaluate_splits(ctx, s, flatten_series, o).knn_accuracy);
+  require_running_eval(embed_dataset(ctx, s.test, embedding(fn, net)), s.test);
+
+  // A module already in eval mode stays there; the mode comes back after an exception too.
+  net.eval();
+  (void)embed_dataset(ctx, s.train, net);
+  REQUIRE_FALSE(net.is_training());
+  net.train();
+  auto throwing = [&](const Var<float, 3, Cpu>&) -> Var<float, 2, Cpu> {
+    REQUIRE_FALSE(bn.is_training());
+    throw std::runtime_error("embedding failed");
+  };
+  REQUIRE_THROWS_WITH(evaluate_splits(ctx, s, embedding(throwing, net), o), Catch::Contains("embedding failed"));
+  REQUIRE(net.is_training());
+  REQUIRE(bn.is_training());
+
+  // The guard on its own.
+  {
+    nn::EvalModeGuard guard(net, bn);
+    REQUIRE_FALSE(net.is_training());
+  }
+  REQUIRE(net.is_training());
 }

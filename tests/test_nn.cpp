@@ -412,7 +412,7 @@ TEST_CASE("a user-written layer composes with Sequential, visitors and gradient 
 }
 
 // ------------------------------------------------------------------------------------------------------------
-// End to end: the training loop of docs/target-usage (Adam over params(encoder, head), cosine schedule).
+// End to end: the training loop of the README's usage example (Adam over params(encoder, head), cosine schedule).
 // ------------------------------------------------------------------------------------------------------------
 TEST_CASE("a small conv classifier trains with Adam and a cosine schedule", "[nn][train]") {
   Context<Cpu> ctx(2, 21);

@@ -171,9 +171,9 @@ int run(const Args& a) {
   tags.set("method", "dcrls").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed))
       .set("epochs", double(a.epochs)).set("train_seconds", train_s).set("final_loss", loss_curve.back())
       .set("cpu_isa", dl::isa_name(ctx.isa()));
-  auto embed = [&](const dl::Tensor<float, 3, dl::Cpu>& x) { return model.embed(dl::constant(ctx, x.clone())); };
+  // The encoder is the embedding (evaluate_splits runs it in eval mode).
   const auto e0 = std::chrono::steady_clock::now();
-  auto r = dl::eval::evaluate_splits(ctx, splits, embed, eo,
+  auto r = dl::eval::evaluate_splits(ctx, splits, model.encoder, eo,
                                      {.metrics_json = dir + "metrics.json", .metrics_csv = dir + "metrics.csv",
                                       .embeddings_prefix = dir},
                                      tags);

@@ -2,10 +2,11 @@
 //
 // Public API: any op, layer or user-written layer can be tested with it. Run it in double.
 //
+// snippet: fragment; includes: distill/ops/elementwise.hpp distill/ops/softmax.hpp
 //   Context<Cpu> ctx;
-//   auto x = parameter(ctx, random_tensor<double>(ctx, {2, 3, 7}));
-//   auto r = check_gradients([&] { return my_layer(x); }, x);
-//   REQUIRE(r.ok); // r.message says which input and element disagree
+//   auto x = parameter(ctx, random_tensor<double>(ctx.rng(), Shape<2>{3, 7}));
+//   auto r = check_gradients([&] { return softmax(x * x); }, x);   // any op or layer of x
+//   if (!r.ok) throw Error(r.message);   // r.message says which input and element disagree
 //
 // The function's output may have any shape: it is contracted with a fixed random weight tensor w, so the
 // checked scalar is sum(w * f(inputs)), which exercises every output element with a distinct weight.

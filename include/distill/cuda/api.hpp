@@ -115,6 +115,8 @@ void sub(Context<Cuda>& ctx, T* y, const T* a, const T* b, index_t n);  // y = a
 template <Real T>
 void mul(Context<Cuda>& ctx, T* y, const T* a, const T* b, index_t n);  // y = a * b
 template <Real T>
+void div(Context<Cuda>& ctx, T* y, const T* a, const T* b, index_t n);  // y = a / b (y may be a or b)
+template <Real T>
 void accumulate_product(Context<Cuda>& ctx, T* y, const T* a, const T* b, index_t n);  // y += a * b
 template <Real T>
 void relu_forward(Context<Cuda>& ctx, T* y, const T* x, index_t n);  // y = max(x, 0) (y may be x)

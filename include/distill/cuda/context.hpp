@@ -4,6 +4,7 @@
 // Plain C++: the CUDA types stay behind cuda/api.hpp, whose definitions live in kernels/distill_cuda.cu. Link a
 // target built from that TU (distill::cuda on a GPU, distill::cuda_emu for the SIMT emulator on the CPU).
 //
+// snippet: fragment; includes: distill/cuda/device_ops.hpp
 //   distill::Context<distill::Cuda> ctx{/*threads=*/2, /*seed=*/42};      // device 0
 //   auto x = ctx.zeros<float, 3>({64, 1, 512});                          // device memory from the cache
 //   auto h = distill::to_host(ctx, x);                                   // Tensor<float, 3, Cpu>

@@ -1,5 +1,6 @@
 // distill/cuda/device_ops.hpp -- DeviceOps<Cuda> (what the autograd engine needs) and host <-> device copies.
 //
+// snippet: fragment; given: Context<Cuda> cuda_ctx; Tensor<float, 2, Cpu> host_tensor({4, 3});
 //   auto d = distill::to_device(cuda_ctx, host_tensor);   // Tensor<T, R, Cuda>
 //   auto h = distill::to_host(cuda_ctx, d);               // Tensor<T, R, Cpu>; waits for the stream
 #pragma once

@@ -1,6 +1,6 @@
 // distill/data/augment.hpp -- time-series augmentations on [B, C, L] host tensors, and two-view batches.
 //
-// Parameters follow docs seed-methods.md §2.6 (see AugmentConfig's presets). Every function returns a new
+// Parameters: docs/dcrls.md, "Augmentations" (TS-TCC's values and the DCRLS pair; see AugmentConfig's presets). Every function returns a new
 // tensor and is a pure function of (input, parameters, rng state): each call draws one 64-bit key from `rng`,
 // and series b uses the stream CounterRng(key, b), so results do not depend on thread count or batch order.
 //
@@ -171,7 +171,7 @@ struct AugmentConfig {
   double mask_ratio = 0.0;
   bool mask_contiguous = false;
 
-  /// seed-methods §2.6 recommended pair, view 1: jitter (sigma 0.03) + scaling (N(1, 0.1^2)).
+  /// The DCRLS pair (docs/dcrls.md, "Augmentations"), view 1: jitter (sigma 0.03) + scaling (N(1, 0.1^2)).
   static AugmentConfig dcrls_view1() {
     AugmentConfig a;
     a.scale_sigma = 0.1;

@@ -1,17 +1,27 @@
 // distill/eval/evaluate.hpp -- the evaluation suite end to end: UCR directory -> embeddings -> metrics file.
 //
-// Protocol (seed-methods §2.8 / §5.1): embed the train and test splits with the frozen encoder, then
+// Protocol (docs/data.md, "Evaluation"): embed the train and test splits with the frozen encoder, then
 //   * linear probe: softmax regression fitted on the train embeddings, test accuracy;
 //   * k-NN accuracy (k = 1 by default, Euclidean) of test embeddings against train embeddings;
 //   * k-means with k = number of classes (10 seeded restarts) on the TEST embeddings, scored against the test
 //     labels with Rand Index, NMI (arithmetic) and ARI.
 // Outputs: a JSON object, a row appended to a CSV file, and optionally the embeddings and labels as .npy.
 //
+// The embedding is a module (`evaluate_splits(ctx, splits, encoder)`), or a function together with the modules it
+// runs (`eval::embedding(fn, encoder, head)`): those modules are put in eval mode while the splits are embedded
+// (BatchNorm uses its running statistics, which stay as they are) and get their previous mode back afterwards,
+// also when an exception leaves. A plain function (such as `flatten_series`) is called as it is.
+//
+// snippet: fragment; includes: distill/models/resnet1d.hpp; given: Context<Cpu> ctx;
+// models::ResNet1D<64> encoder{ctx}; nn::ProjectionHead<128, 128, 128> head{ctx};
 //   auto splits = data::load_ucr("GunPoint");
-//   ... train an encoder on splits.train ...
-//   auto r = eval::evaluate_splits(ctx, splits, [&](const Tensor<float, 3>& x) { return encoder(x); }, {},
+//   // ... train encoder and head on splits.train ...
+//   auto r = eval::evaluate_splits(ctx, splits, encoder, {},
 //                                  {.metrics_json = "out/gunpoint.json", .metrics_csv = "out/metrics.csv"},
 //                                  io::Record().set("model", "dcrls").set("seed", 0));
+//   auto projected = [&](const Var<float, 3>& x) { return head(encoder(x)); };
+//   auto r2 = eval::evaluate_splits(ctx, splits, eval::embedding(projected, encoder, head));
+//
 // `eval::flatten_series` is the identity "encoder" (raw series as the embedding): a baseline and a check,
 // since its 1-NN accuracy is the archive's published Euclidean 1-NN accuracy.
 #pragma once
@@ -23,10 +33,12 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "distill/autograd/var.hpp"
 #include "distill/core/context.hpp"
 #include "distill/data/dataset.hpp"
 #include "distill/data/ucr.hpp"
@@ -36,6 +48,7 @@
 #include "distill/eval/metrics.hpp"
 #include "distill/io/npy.hpp"
 #include "distill/io/report.hpp"
+#include "distill/nn/module.hpp"
 
 namespace distill::eval {
 
@@ -121,17 +134,42 @@ inline Tensor<float, 2, Cpu> flatten_series(const Tensor<float, 3, Cpu>& x) {
   return x.clone().reshape(Shape<2>{x.extent(0), x.extent(1) * x.extent(2)});
 }
 
-/// Embeds a dataset in chunks of `batch` series. `embed(const Tensor<float, 3, Cpu>&)` returns a
-/// Tensor<float, 2, Cpu> [b, D] or a Var<float, 2, Cpu>; it runs under NoGradGuard.
+/// An embedding function together with the modules it runs; made by embedding().
+template <class F, class... Ms>
+struct ModelEmbedding {
+  F fn;
+  std::tuple<Ms&...> modules;
+};
+
+/// `embedding(fn, modules...)`: embed_dataset / evaluate_splits call `fn` with `modules` in eval mode and give each
+/// module its previous mode back afterwards (nn::EvalModeGuard). `fn` is kept by value (capture modules by
+/// reference).
+template <class F, nn::HasTrainingMode... Ms>
+ModelEmbedding<std::decay_t<F>, Ms...> embedding(F&& fn, Ms&... modules) {
+  return {std::forward<F>(fn), std::tuple<Ms&...>(modules...)};
+}
+
+namespace evaluate_detail {
+template <class E>
+inline constexpr bool is_model_embedding = false;
+template <class F, class... Ms>
+inline constexpr bool is_model_embedding<ModelEmbedding<F, Ms...>> = true;
+
+/// The chunked loop of embed_dataset, for a function with nothing to switch to eval mode.
 template <class Embed>
-Tensor<float, 2, Cpu> embed_dataset(Context<Cpu>& ctx, const data::Dataset& ds, Embed&& embed, index_t batch = 256) {
+Tensor<float, 2, Cpu> embed_chunks(Context<Cpu>& ctx, const data::Dataset& ds, Embed& embed, index_t batch) {
   DISTILL_CHECK(batch >= 1, "embed_dataset: batch must be >= 1, got ", batch);
   NoGradGuard no_grad(ctx);
   const index_t n = ds.size();
   Tensor<float, 2, Cpu> out;
   for (index_t s = 0; s < n; s += batch) {
     const index_t b = std::min(batch, n - s);
-    auto res = embed(ds.x.slice0(s, b));
+    auto res = [&] {
+      if constexpr (std::is_invocable_v<Embed&, const Var<float, 3, Cpu>&>)
+        return embed(constant(ctx, ds.x.slice0(s, b).clone()));
+      else
+        return embed(ds.x.slice0(s, b));
+    }();
     Tensor<float, 2, Cpu> z;
     if constexpr (requires { res.value(); }) z = res.value();
     else z = res;
@@ -143,6 +181,33 @@ Tensor<float, 2, Cpu> embed_dataset(Context<Cpu>& ctx, const data::Dataset& ds, 
     std::copy(z.begin(), z.end(), out.data() + s * out.extent(1));
   }
   return out;
+}
+}  // namespace evaluate_detail
+
+/// Embeds a dataset in chunks of `batch` series, under NoGradGuard, into a Tensor<float, 2, Cpu> [N, D].
+/// `embed` is one of
+///   * a module (train / is_training, forward of a Var<float, 3, Cpu> [b, C, L] to a [b, D] Var): run in eval mode;
+///   * embedding(fn, modules...): fn run with the modules in eval mode;
+///   * a function: called as it is.
+/// Modules get their previous mode back afterwards (also on an exception). A function receives the chunk as a
+/// Var<float, 3, Cpu> (no gradient) when it accepts one, else as a Tensor<float, 3, Cpu>; it returns a
+/// Tensor<float, 2, Cpu> [b, D] or a Var<float, 2, Cpu>.
+template <class Embed>
+Tensor<float, 2, Cpu> embed_dataset(Context<Cpu>& ctx, const data::Dataset& ds, Embed&& embed, index_t batch = 256) {
+  using E = std::remove_cvref_t<Embed>;
+  if constexpr (evaluate_detail::is_model_embedding<E>) {
+    return std::apply(
+        [&](auto&... modules) {
+          nn::EvalModeGuard guard(modules...);
+          return evaluate_detail::embed_chunks(ctx, ds, embed.fn, batch);
+        },
+        embed.modules);
+  } else if constexpr (nn::HasTrainingMode<E>) {
+    nn::EvalModeGuard guard(embed);
+    return evaluate_detail::embed_chunks(ctx, ds, embed, batch);
+  } else {
+    return evaluate_detail::embed_chunks(ctx, ds, embed, batch);
+  }
 }
 
 /// Where evaluate_splits writes (empty: not written).
@@ -159,7 +224,8 @@ inline void make_parent(const std::string& path) {
 }
 }  // namespace evaluate_detail
 
-/// Embeds both splits, evaluates, and writes the requested outputs.
+/// Embeds both splits (embed: a module, embedding(fn, modules...) or a function, as for embed_dataset; modules run
+/// in eval mode and get their mode back), evaluates, and writes the requested outputs.
 template <class Embed>
 EvalResult evaluate_splits(Context<Cpu>& ctx, const data::UcrSplits& s, Embed&& embed, const EvalOptions& opt = {},
                            const OutputPaths& out = {}, const io::Record& tags = {}) {

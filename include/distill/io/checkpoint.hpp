@@ -1,5 +1,8 @@
 // distill/io/checkpoint.hpp -- named tensors in a versioned, checksummed binary file, written atomically.
 //
+// snippet: fragment; includes: distill/models/resnet1d.hpp distill/optim/adam.hpp; given: Context<Cpu> ctx;
+// models::ResNet1D<64> encoder{ctx}; nn::ProjectionHead<128, 128, 128> head{ctx};
+// optim::Adam opt{params(encoder, head), {}};
 //   distill::save_checkpoint("encoder.ckpt", encoder);       // parameters + BN buffers of one module
 //   distill::load_checkpoint("encoder.ckpt", encoder);       // throws distill::Error if anything is off
 //

@@ -2,8 +2,12 @@
 //
 // This is the only distill header that uses fmt: link fmt::fmt into a target that includes it.
 //
+// snippet: fragment; given: index_t epochs = 20;
 //   io::ProgressMeter meter(epochs, "GunPoint");
-//   for (e = 1..epochs) { ...train...; std::fputs((meter.tick(e, loss, n_items) + "\n").c_str(), stderr); }
+//   for (index_t e = 1; e <= epochs; ++e) {
+//     double loss = 0;  index_t n_items = 0;   // ... train one epoch ...
+//     std::fputs((meter.tick(e, loss, n_items) + "\n").c_str(), stderr);
+//   }
 //
 // Throughput is items of the last epoch over its wall time; the ETA is the mean epoch time so far times the
 // epochs left. update() takes the epoch's duration explicitly (deterministic; used by tick() and the tests).

@@ -1,7 +1,7 @@
 // distill/models/dcrls.hpp -- DCRLS: deep contrastive representation learning with self-distillation.
 //
-// Reconstruction [R] of Xiao et al. (IEEE TETCI 2024) from seed-methods.md §2 (the paper's full text is not public;
-// docs/dcrls.md keeps the confidence labels). Encoder ResNet1D(W) shared by two augmented views; one projection
+// Reconstruction [R] of Xiao et al. (IEEE TETCI 2024); the paper's full text is not public. docs/dcrls.md keeps the
+// confidence labels and names the papers each part comes from ("Sources of the reconstruction"). Encoder ResNet1D(W) shared by two augmented views; one projection
 // head per residual block (Linear C_b -> C_b, ReLU, Linear -> 128; the losses L2-normalise inside);
 //   L_DC = sum_b NT-Xent_tau(z_b^1, z_b^2)                     (tau = 0.2)
 //   L_SD = sum_{b<K} KL_T(S_b || stopgrad(S_K)), S_b = Z_b Z_b^T / tau over the 2B stacked rows, diagonal excluded
@@ -143,6 +143,7 @@ public:
     head2.train(on);
     head3.train(on);
   }
+  bool is_training() const noexcept { return encoder.is_training(); }
 
 private:
   static void check_shape_pair(const Var<T, 3, D>& x1, const Var<T, 3, D>& x2) {

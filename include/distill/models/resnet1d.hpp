@@ -1,6 +1,7 @@
 // distill/models/resnet1d.hpp -- ResNet1D(w): the time-series ResNet of Wang et al. (2017), encoder option A of
-// the DCRLS reconstruction (docs/dcrls.md, seed-methods §2.4).
+// the DCRLS reconstruction (docs/dcrls.md, "Sources of the reconstruction", states the architecture).
 //
+// snippet: fragment; given: Context<Cpu> ctx; Var<float, 3> x;
 //   models::ResNet1D<64> enc{ctx};              // blocks of widths (64, 128, 128), kernels 8/5/3, GAP
 //   auto feats = enc.forward_blocks(x);         // per-block outputs h_b [B, C_b, L] and GAP vectors g_b [B, C_b]
 //   auto g = enc(x);                            // deepest GAP vector g_3 [B, 2w]: the representation

@@ -1,5 +1,6 @@
 // distill/nn/conv1d.hpp -- nn::Conv1d<Cin, Cout, K, Config, T, D>: a stride-1 1-D convolution layer.
 //
+// snippet: fragment; given: Context<Cpu> ctx;
 //   nn::Conv1d<1, 64, 8> conv{ctx};                                   // 'same' padding, bias
 //   nn::Conv1d<64, 64, 3, nn::Conv1dConfig{.padding = Padding::Valid, .dilation = 2, .bias = false}> c2{ctx};
 //

@@ -1,6 +1,8 @@
 // distill/nn/heads.hpp -- the projection head of SimCLR / MoCo v2 / DCRLS: Linear -> ReLU -> Linear -> L2.
 //
+// snippet: fragment; given: Context<Cpu> ctx;
 //   nn::ProjectionHead<128, 128, 128> head{ctx};   // [B, 128] -> L2-normalised [B, 128]
+//
 // Parameter names "0.weight", "0.bias", "2.weight", "2.bias" (a Sequential).
 #pragma once
 

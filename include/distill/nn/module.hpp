@@ -3,6 +3,7 @@
 // A module is a value whose STRUCTURE is its type (channel counts, kernel sizes) and whose batch and length
 // are runtime. The contract (docs/nn.md has the long form and a worked user layer):
 //
+// snippet: declarations
 //   struct MyLayer : nn::Module<MyLayer> {
 //     using value_type = float;  using device_type = Cpu;           // omitted by stateless layers
 //     static constexpr index_t in_channels  = 64;                   // nn::any_channels (0): accepts any
@@ -15,6 +16,7 @@
 //       f("weight", self.weight);                                   // f(std::string_view, Var&)
 //     }
 //     template <class Self, class F> static void visit_buffers(Self& self, F&& f);   // optional: Tensors
+//     Var<float, 1> weight;
 //   };
 //
 // Module<Derived> turns the two static visitors into for_each_parameter / for_each_buffer (const and non-const),
@@ -25,10 +27,12 @@
 
 #include <array>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -267,6 +271,42 @@ protected:
 // ------------------------------------------------------------------------------------------------------------
 /// "prefix.name": how containers (and user modules holding children) name their children's parameters.
 inline std::string join_name(std::string_view prefix, std::string_view name) { return detail::join(prefix, name); }
+
+/// A module with a training mode that can be read back: train(bool) and is_training().
+template <class M>
+concept HasTrainingMode = requires(M& m, const M& cm) {
+  m.train(true);
+  { cm.is_training() } -> std::convertible_to<bool>;
+};
+
+/// RAII: puts the given modules in eval mode and, when it goes out of scope (also by an exception), gives each one
+/// back the mode it had (module.train(previous)). For inference on a model that is being trained: embedding a
+/// dataset, validation, a teacher's forward. A container's children take the container's restored mode.
+///
+/// snippet: fragment; includes: distill/models/resnet1d.hpp; given: Context<Cpu> ctx; Var<float, 3> x;
+/// models::ResNet1D<64> encoder{ctx}; nn::ProjectionHead<128, 128, 128> head{ctx};
+///   {
+///     nn::EvalModeGuard guard(encoder, head);   // BatchNorm uses (and keeps) its running statistics
+///     auto z = head(encoder(x));
+///   }                                           // both modules back in their previous mode
+template <HasTrainingMode... Ms>
+class [[nodiscard]] EvalModeGuard {
+public:
+  explicit EvalModeGuard(Ms&... modules) : modules_(&modules...), was_training_{modules.is_training()...} {
+    (modules.train(false), ...);
+  }
+  ~EvalModeGuard() { restore(std::index_sequence_for<Ms...>{}); }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+private:
+  template <std::size_t... I>
+  void restore(std::index_sequence<I...>) {
+    (std::get<I>(modules_)->train(was_training_[I]), ...);
+  }
+  std::tuple<Ms*...> modules_;
+  std::array<bool, sizeof...(Ms)> was_training_;
+};
 
 /// Freeze (false) or unfreeze (true) every parameter of a module: a frozen teacher costs no gradient work.
 template <class M>

@@ -1,6 +1,7 @@
 // distill/nn/residual.hpp -- nn::Residual<Main, Shortcut, Post>: y = post(main(x) + shortcut(x)), and the
 // ResNet1D block of Wang et al. (2017) built from it.
 //
+// snippet: fragment; given: Context<Cpu> ctx;
 //   nn::ResNetBlock1D<64, 128> block{ctx};   // conv8-BN-ReLU, conv5-BN-ReLU, conv3-BN; shortcut 1x1 conv + BN
 //                                            // (BN only when the width is unchanged); add; ReLU
 //

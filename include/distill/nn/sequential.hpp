@@ -1,6 +1,7 @@
 // distill/nn/sequential.hpp -- nn::Sequential<Layers...>: layers applied in order, channel counts checked at
 // compile time.
 //
+// snippet: fragment; includes: distill/nn/nn.hpp; given: Context<Cpu> ctx; Var<float, 3> x;
 //   nn::Sequential<nn::Conv1d<1, 64, 8>, nn::BatchNorm1d<64>, nn::ReLU, nn::GlobalAvgPool, nn::Linear<64, 10>>
 //       net{ctx};
 //   auto logits = net(x);                       // x [B, 1, L] -> [B, 10]

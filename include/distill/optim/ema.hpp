@@ -1,6 +1,8 @@
 // distill/optim/ema.hpp -- exponential moving average of parameters (momentum encoders, MoCo / BYOL / DisCo).
 //
-//   ema_update(key_encoder, query_encoder, 0.999);   // theta_k = m * theta_k + (1 - m) * theta_q
+// snippet: fragment; includes: distill/models/resnet1d.hpp; given: Context<Cpu> ctx;
+// models::ResNet1D<64> query_encoder{ctx}, key_encoder{ctx};
+//   optim::ema_update(key_encoder, query_encoder, 0.999);   // theta_k = m * theta_k + (1 - m) * theta_q
 //
 // Target and source are modules of the same structure (anything with for_each_parameter, and optionally
 // for_each_buffer) or ParamLists; parameters are paired by position and their shapes must agree. The update
