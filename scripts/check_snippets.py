@@ -224,7 +224,7 @@ def compile_all(tus: list[tuple[str, str]], compiler: str, flags: list[str], job
 # alone: a fact the code relies on is stated in docs/ with the original paper as its source.
 EXTERNAL_DOCS = re.compile(r"seed-methods|kernel-anchors|framework-anchors|target-usage|shared/docs|/work/shared")
 # (data/ is left out for now: data/ucr/README.md is being rewritten with the installed data.)
-CITATION_DIRS = ("include", "kernels", "examples", "docs", "tests", "benchmarks", "scripts", "cmake", ".ci")
+CITATION_DIRS = ("include", "kernels", "examples", "docs", "tests", "benchmarks", "scripts", "cmake", ".ci", "data")
 CITATION_FILES = ("README.md", "CMakeLists.txt")
 # A path into docs/ (a page, a measurement file) must exist in the repository.
 DOC_PATH = re.compile(r"(?<![\w./-])(docs/[\w./-]*\w\.(?:md|json|csv|svg|txt))")
