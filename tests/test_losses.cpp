@@ -644,7 +644,7 @@ TEST_CASE("every ISA level: the float fused losses track double and each other",
     auto t = rvar<T>(ctx, Shape<2>{130, 40}, false);
     auto l = losses::nt_xent(z1, z2, 0.1) + losses::soft_contrastive_kl(z1, z1, t, t, 0.07, 3.0,
                                                                          losses::Diagonal::exclude) +
-             losses::kd_kl(z2, t, 3.0);
+             losses::kd_kl(z2, t, 3.0) + losses::kd_kl(z1, z2, 2.0);  // the last: a teacher with a gradient
     l.backward();
     std::vector<double> out{double(l.value()[0])};
     for (auto* g : {&z1.grad(), &z2.grad()})

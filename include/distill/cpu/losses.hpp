@@ -790,6 +790,10 @@ void kd_kl_rows(Exec exe, index_t B, index_t K, const T* s, const T* t, T inv_te
   const int threads = exe.threads;
   const Isa isa = exe.isa;
   const int nt = static_cast<int>(std::clamp<index_t>(B * K / 16384, 1, std::max(threads, 1)));
+  // float at the SIMD levels: the whole row in that level's code (cpu/losses_simd_isa.inl, kd_kl_row); the
+  // portable level and double: the Eigen row below.
+  constexpr bool is_float = std::is_same_v<T, float>;
+  const bool simd_row = is_float && DISTILL_ISA_X86 && isa != Isa::portable;
 #pragma omp parallel num_threads(nt)
   {
     // 64-byte aligned scratch: Eigen's vectorised exp peels by destination address, so aligned buffers keep
@@ -797,6 +801,14 @@ void kd_kl_rows(Exec exe, index_t B, index_t K, const T* s, const T* t, T inv_te
     Tensor<T, 1> bx(Shape<1>{ds ? 1 : K}), by(Shape<1>{K});
 #pragma omp for schedule(static)
     for (index_t i = 0; i < B; ++i) {
+      if constexpr (is_float) {
+        if (simd_row) {
+          T* exr = ds ? ds + i * K : bx.data();
+          kl[i] = simd::kd_kl_row(isa, s + i * K, t + i * K, K, inv_temp, exr, by.data(), ds ? ds + i * K : nullptr,
+                                  dt ? dt + i * K : nullptr, coef);
+          continue;
+        }
+      }
       detail::CRow<T> sr(s + i * K, K), tr(t + i * K, K);
       detail::Row<T> ex(ds ? ds + i * K : bx.data(), K), ey(by.data(), K);
       const T ms = sr.maxCoeff(), mt = tr.maxCoeff();

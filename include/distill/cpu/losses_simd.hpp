@@ -9,6 +9,7 @@
 // double, and the portable level: Eigen's array exp on the whole row. Every entry point takes the level to run.
 #pragma once
 
+#include <cmath>
 #include <type_traits>
 
 #include "distill/core/isa.hpp"
@@ -91,6 +92,18 @@ inline void exp_scale_row(Isa isa, T* s, index_t n, T shift, const T* cj, T ci) 
   } else {
     generic::exp_scale_row(s, n, shift, cj, ci);
   }
+}
+
+/// One KD-KL row in float at a SIMD level (cpu::fused::kd_kl_rows; the portable level runs the Eigen row there).
+inline double kd_kl_row(Isa isa, const float* s, const float* t, index_t K, float inv_temp, float* ex, float* ey,
+                        float* ds, float* dt, float coef) {
+#if DISTILL_ISA_X86
+  if (isa == Isa::avx512) return isa_avx512::kd_kl_row(s, t, K, inv_temp, ex, ey, ds, dt, coef);
+  return isa_avx2::kd_kl_row(s, t, K, inv_temp, ex, ey, ds, dt, coef);
+#else
+  (void)isa, (void)s, (void)t, (void)K, (void)inv_temp, (void)ex, (void)ey, (void)ds, (void)dt, (void)coef;
+  return 0.0;
+#endif
 }
 
 }  // namespace distill::cpu::simd

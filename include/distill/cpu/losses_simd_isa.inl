@@ -90,4 +90,103 @@ inline void exp_scale_row(float* s, index_t n, float shift, const float* cj, flo
   }
 }
 
+/// Largest of x[0..n) (n >= 1).
+inline float row_max(const float* x, index_t n) {
+  index_t j = 0;
+  float m = x[0];
+  if (n >= 8) {
+    __m256 v = _mm256_loadu_ps(x);
+    for (j = 8; j + 8 <= n; j += 8) v = _mm256_max_ps(v, _mm256_loadu_ps(x + j));
+    alignas(32) float l[8];
+    _mm256_store_ps(l, v);
+    for (int k = 0; k < 8; ++k) m = l[k] > m ? l[k] : m;
+  }
+  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+/// Folds two 8-lane accumulators (lanes 0-7, 8-15) with the fixed tree of detail::lane_sum.
+inline float fold16(__m256 a0, __m256 a1) {
+  alignas(32) float l[16];
+  _mm256_store_ps(l, a0);
+  _mm256_store_ps(l + 8, a1);
+  for (int w = 8; w >= 1; w /= 2)
+    for (int k = 0; k < w; ++k) l[k] += l[k + w];
+  return l[0];
+}
+
+/// One row of cpu::fused::kd_kl_rows (see there for the formulas): e[j] = exp((x[j] - max x) * inv_temp) into
+/// e, returns (sum e, sum e * (y - x)) over the row in 16 lanes by j mod 16 + fixed tree + tail, as lane_sum.
+inline void exp_scaled_row(const float* x, index_t n, float mx, float inv_temp, float* e, const float* y,
+                           const float* z, double* sum_e, double* sum_ezy) {
+  const __m256 m = _mm256_set1_ps(mx), it = _mm256_set1_ps(inv_temp);
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, c0 = a0, c1 = a0;
+  const index_t full = n - n % 16;
+  for (index_t j = 0; j < full; j += 16) {
+    const __m256 e0 = exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), m), it));
+    const __m256 e1 = exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j + 8), m), it));
+    _mm256_storeu_ps(e + j, e0);
+    _mm256_storeu_ps(e + j + 8, e1);
+    a0 = _mm256_add_ps(a0, e0);
+    a1 = _mm256_add_ps(a1, e1);
+    if (y) {
+      c0 = _mm256_fmadd_ps(e0, _mm256_sub_ps(_mm256_loadu_ps(y + j), _mm256_loadu_ps(z + j)), c0);
+      c1 = _mm256_fmadd_ps(e1, _mm256_sub_ps(_mm256_loadu_ps(y + j + 8), _mm256_loadu_ps(z + j + 8)), c1);
+    }
+  }
+  float ta = 0.0f, tc = 0.0f;
+  for (index_t j = full; j < n; j += 8) {
+    alignas(32) float tmp[8] = {};
+    const index_t len = n - j < 8 ? n - j : 8;
+    for (index_t k = 0; k < len; ++k) tmp[k] = x[j + k];
+    _mm256_store_ps(tmp, exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_load_ps(tmp), m), it)));
+    for (index_t k = 0; k < len; ++k) {
+      e[j + k] = tmp[k];
+      ta += tmp[k];
+      if (y) tc += tmp[k] * (y[j + k] - z[j + k]);
+    }
+  }
+  *sum_e = double(fold16(a0, a1)) + double(ta);
+  if (y) *sum_ezy = double(fold16(c0, c1)) + double(tc);
+}
+
+/// out[j] = a * (p[j] * u - q[j] * v)            (q may be null: out[j] = a * p[j] * u)
+inline void scaled_diff(float* out, index_t n, float a, const float* p, float u, const float* q, float v) {
+  const __m256 au = _mm256_set1_ps(a * u), av = _mm256_set1_ps(a * v);
+  index_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 t = _mm256_mul_ps(_mm256_loadu_ps(p + j), au);
+    _mm256_storeu_ps(out + j, q ? _mm256_fnmadd_ps(_mm256_loadu_ps(q + j), av, t) : t);
+  }
+  for (; j < n; ++j) out[j] = q ? p[j] * (a * u) - q[j] * (a * v) : p[j] * (a * u);
+}
+
+/// out[j] = c * p[j] * ((y[j] - x[j]) * inv_temp - d)
+inline void kd_teacher_grad(float* out, index_t n, float c, const float* p, const float* y, const float* x,
+                            float inv_temp, float d) {
+  const __m256 cv = _mm256_set1_ps(c), it = _mm256_set1_ps(inv_temp), dv = _mm256_set1_ps(d);
+  index_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 g = _mm256_fmsub_ps(_mm256_sub_ps(_mm256_loadu_ps(y + j), _mm256_loadu_ps(x + j)), it, dv);
+    _mm256_storeu_ps(out + j, _mm256_mul_ps(_mm256_mul_ps(cv, _mm256_loadu_ps(p + j)), g));
+  }
+  for (; j < n; ++j) out[j] = c * p[j] * ((y[j] - x[j]) * inv_temp - d);
+}
+
+/// One KD-KL row: returns kl_i; ds / dt rows written when non-null. ex, ey: scratch rows (ex may be ds).
+inline double kd_kl_row(const float* s, const float* t, index_t K, float inv_temp, float* ex, float* ey, float* ds,
+                        float* dt, float coef) {
+  const float ms = row_max(s, K), mt = row_max(t, K);
+  double sy = 0, cr = 0, sx = 0;
+  exp_scaled_row(t, K, mt, inv_temp, ey, t, s, &sy, &cr);
+  cr = cr * double(inv_temp) / sy;
+  exp_scaled_row(s, K, ms, inv_temp, ex, nullptr, nullptr, &sx, nullptr);
+  const double lx = double(ms) * double(inv_temp) + std::log(sx);
+  const double ly = double(mt) * double(inv_temp) + std::log(sy);
+  const double k = cr - ly + lx;
+  if (dt) kd_teacher_grad(dt, K, coef * float(1.0 / sy), ey, t, s, inv_temp, float(ly - lx + k));
+  if (ds) scaled_diff(ds, K, coef, ex, float(1.0 / sx), ey, float(1.0 / sy));
+  return k;
+}
+
 }  // namespace distill::cpu::simd::DISTILL_ISA_NS
