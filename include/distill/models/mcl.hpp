@@ -513,7 +513,7 @@ private:
       for (auto& o : out) v.push_back(o.final().embed);
       auto t = losses::mcl_terms<T, D>(v, labels, cfg_.weights);
       record(r, t);
-      r.total = add(r.total, t.total);
+      if (t.total.defined()) r.total = add(r.total, t.total);  // undefined when every weight is 0
       if (cfg_.logit_distill) {
         Var<T, 2, D> mean = out[0].final().logits.detach();
         for (std::size_t a = 1; a < M; ++a) mean = add(mean, out[a].final().logits.detach());
@@ -547,7 +547,8 @@ private:
         if (i != j) losses::detail::accumulate(kd, losses::kd_kl(out[i].final().logits, agg[j], cfg_.kd_temperature));
     r.kd = double(scalar_value(kd));
     r.total = add(r.total, kd);
-    r.total = add(r.total, contrast_of(out, labels, false, &r));
+    auto contrast = contrast_of(out, labels, false, &r);
+    if (contrast.defined()) r.total = add(r.total, contrast);
     return r;
   }
 
@@ -593,7 +594,7 @@ private:
                                                      (*teacher)[j].exits[z].embed)
                              : losses::pair_contrast(out[i].exits[k].embed, out[j].exits[z].embed, labels, w,
                                                      cfg_.weights);
-            losses::detail::accumulate(total, scale(t.total, T(2)));
+            if (t.total.defined()) losses::detail::accumulate(total, scale(t.total, T(2)));
             if (parts) {
               losses::detail::accumulate(sum.vcl, t.vcl);
               losses::detail::accumulate(sum.icl, t.icl);
