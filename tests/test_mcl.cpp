@@ -13,6 +13,7 @@
 #include "distill/losses/mcl.hpp"
 #include "distill/losses/naive.hpp"
 #include "distill/models/mcl.hpp"
+#include "distill/models/moco_mcl.hpp"
 #include "distill/optim/adam.hpp"
 #include "distill/optim/meta.hpp"
 #include "distill/optim/sgd.hpp"
@@ -499,5 +500,90 @@ TEST_CASE("MCL x2 and L-MCL x2 train a separable toy problem; ensemble and per-n
     REQUIRE(acc.network.size() == 2);
     CHECK(acc.ensemble >= 0.9);
     CHECK(acc.mean() >= 0.75);
+  }
+}
+
+TEST_CASE("self-supervised MCL (MoCo + MCL): terms against loops, key EMA and queue update", "[mcl][moco]") {
+  Context<Cpu> ctx(1, 71);
+  models::MclConfig cfg;
+  models::Cohort<double> query{cfg}, key{cfg};
+  for (int m = 0; m < 2; ++m) {
+    query.add_network<kW>(ctx, kK);
+    key.add_network<kW>(ctx, kK);
+  }
+  models::MocoMclConfig mc;
+  mc.queue = 5;
+  mc.tau = 0.5;
+  mc.momentum = 0.9;
+  models::MocoMcl<double> moco{query, key, mc, CounterRng(5)};
+  CHECK(values_of(query.network_params()) == values_of(key.network_params()));
+  const auto x1 = constant(ctx, series(ctx.rng(), kB));
+  const auto x2 = constant(ctx, series(ctx.rng(), kB));
+  // Reference from the embeddings and the queues.
+  std::vector<Mat> q, k, Q;
+  {
+    NoGradGuard ng(ctx);
+    auto qo = query.forward(x1, true);
+    auto ko = key.forward(x2, true);
+    for (int a = 0; a < 2; ++a) {
+      q.push_back(rows_of(qo[a].final().embed.value()));
+      k.push_back(rows_of(ko[a].final().embed.value()));
+      Q.push_back(rows_of(moco.queue(a).contents()));
+    }
+  }
+  auto logits = [&](int a, int b) {
+    Mat l(q[a].size());
+    for (std::size_t i = 0; i < q[a].size(); ++i) {
+      l[i].push_back(sim({q[a][i]}, {k[b][i]}, 1 / mc.tau)[0][0]);
+      const Mat neg = sim({q[a][i]}, Q[b], 1 / mc.tau);
+      for (double v : neg[0]) l[i].push_back(v);
+    }
+    return l;
+  };
+  auto info_nce = [](const Mat& l) {
+    double s = 0;
+    for (const auto& r : l) {
+      double z = 0;
+      for (double v : r) z += std::exp(v);
+      s += std::log(z) - r[0];
+    }
+    return s / double(l.size());
+  };
+  const std::vector<double> ones(kB, 1.0);
+  const double vcl = info_nce(logits(0, 0)) + info_nce(logits(1, 1));
+  const double icl = info_nce(logits(0, 1)) + info_nce(logits(1, 0));
+  // ref_soft_kl(X, Y, T) divides by T itself: pass the logits (already / tau).
+  const double svcl = ref_soft_kl(logits(0, 0), logits(1, 1), mc.temperature, ones) +
+                      ref_soft_kl(logits(1, 1), logits(0, 0), mc.temperature, ones);
+  const double sicl = ref_soft_kl(logits(0, 1), logits(1, 0), mc.temperature, ones) +
+                      ref_soft_kl(logits(1, 0), logits(0, 1), mc.temperature, ones);
+  auto l = moco.loss(x1, x2);
+  CHECK(l.vcl == Approx(vcl).epsilon(1e-10));
+  CHECK(l.icl == Approx(icl).epsilon(1e-10));
+  CHECK(l.soft_vcl == Approx(svcl).epsilon(1e-10));
+  CHECK(l.soft_icl == Approx(sicl).epsilon(1e-10));
+  CHECK(l.total.value()[0] == Approx(vcl + icl + svcl + sicl).epsilon(1e-10));
+  // One step, then update(): key = 0.9 key + 0.1 query, the queue's newest rows are the batch's unit keys.
+  optim::SGD opt{query.trainable(), {.lr = 0.1}};
+  opt.zero_grad();
+  l.total.backward();
+  opt.step();
+  const auto k0 = values_of(key.network_params());
+  const auto q1 = values_of(query.network_params());
+  moco.update();
+  const auto k1 = values_of(key.network_params());
+  double worst = 0;
+  for (std::size_t i = 0; i < k1.size(); ++i) worst = std::max(worst, std::fabs(k1[i] - (0.9 * k0[i] + 0.1 * q1[i])));
+  CHECK(worst < 1e-14);
+  CHECK(k1 != k0);
+  const Mat after = rows_of(moco.queue(0).contents());  // kB = 8 > capacity 5: the last 5 keys fill the queue
+  for (const auto& row : after) {
+    bool found = false;
+    for (std::size_t i = kB - 5; i < kB; ++i) {
+      double d = 0;
+      for (std::size_t c = 0; c < row.size(); ++c) d += std::fabs(row[c] - k[0][i][c]);
+      found |= d < 1e-12;
+    }
+    CHECK(found);
   }
 }

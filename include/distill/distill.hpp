@@ -25,6 +25,7 @@
 #include "distill/models/resnet1d.hpp"
 #include "distill/models/dcrls.hpp"
 #include "distill/models/mcl.hpp"
+#include "distill/models/moco_mcl.hpp"
 #include "distill/optim/adam.hpp"
 #include "distill/optim/ema.hpp"
 #include "distill/optim/meta.hpp"
