@@ -6,7 +6,7 @@
 #                   device-path tests against the real backend, likewise.
 #   test_cuda_ops / test_cuda_train / test_cuda_losses : the autograd ops, a whole training step and the fused
 #                   losses on the Cuda device (emulated) against the Cpu device; they use only the host API.
-foreach(t test_cuda_emu test_cuda_ops test_cuda_train test_cuda_losses)
+foreach(t test_cuda_emu test_cuda_ops test_cuda_train test_cuda_losses test_cuda_mcl)
   if(NOT TARGET ${t})
     continue()
   endif()

@@ -6,4 +6,5 @@
 
 #include "distill/losses/contrastive.hpp"
 #include "distill/losses/distillation.hpp"
+#include "distill/losses/mcl.hpp"
 #include "distill/losses/queue.hpp"
