@@ -1,7 +1,7 @@
 // examples/dcrls -- DCRLS (deep contrastive learning with self-distillation) on a UCR dataset, end to end:
 // load -> two augmented views -> ResNet1D(64) + per-block heads -> NT-Xent per block + KL_T self-distillation ->
-// Adam -> frozen encoder -> linear probe, k-means RI / NMI -> metrics.json, loss.svg, test embeddings .npy,
-// encoder checkpoint.
+// Adam -> frozen encoder -> linear probe, k-means RI / NMI -> metrics.json, loss.svg, embedding.svg, test embeddings
+// .npy, encoder checkpoint.
 //
 //   ./build/examples/dcrls --dataset GunPoint --epochs 40 --out runs/gunpoint
 //   ./build/examples/dcrls --help
@@ -63,7 +63,8 @@ void usage() {
       "  --tau X --temperature X --lambda X   NT-Xent tau (0.2), self-distillation T (3) and weight (1)\n"
       "  --probe-steps N      linear-probe Adam steps (default 500)\n"
       "  --out DIR            output directory (default runs/dcrls): metrics.json, metrics.csv, loss.svg,\n"
-      "                       loss.csv, test_z.npy / test_y.npy (+ train), encoder.ckpt\n"
+      "                       embedding.svg (test embeddings on 2 principal components), test_z.npy / test_y.npy\n"
+      "                       (+ train), encoder.ckpt\n"
       "  --quiet              no per-epoch progress lines\n");
 }
 
@@ -173,7 +174,7 @@ int run(const Args& a) {
   const auto e0 = std::chrono::steady_clock::now();
   auto r = dl::eval::evaluate_splits(ctx, splits, embed, eo,
                                      {.metrics_json = dir + "metrics.json", .metrics_csv = dir + "metrics.csv",
-                                      .embeddings_prefix = dir},
+                                      .embeddings_prefix = dir, .embedding_svg = dir + "embedding.svg"},
                                      tags);
   double sup_acc = -1;
   if (variant == dl::models::DcrlsVariant::Supervised) {
@@ -196,8 +197,8 @@ int run(const Args& a) {
   dl::io::write_loss_svg(dir + "loss.svg", {{"total", loss_curve, {}}, {"L_DC", dc_curve, {}}, {"L_SD", sd_curve, {}}});
   fmt::print("trained {} epochs in {:.1f} s; evaluation {:.1f} s\n", a.epochs, train_s, eval_s);
   if (sup_acc >= 0) fmt::print("supervised classifier acc {:.3f}\n", sup_acc);
-  fmt::print("linear probe acc {:.3f}   k-means RI {:.3f}  NMI {:.3f}   -> {}{{metrics.json, loss.svg, test_z.npy, "
-             "encoder.ckpt}}\n",
+  fmt::print("linear probe acc {:.3f}   k-means RI {:.3f}  NMI {:.3f}   -> {}{{metrics.json, loss.svg, embedding.svg, "
+             "test_z.npy, encoder.ckpt}}\n",
              r.probe_accuracy, r.kmeans_ri, r.kmeans_nmi, dir);
   return 0;
 }
