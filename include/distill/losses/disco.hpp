@@ -23,11 +23,10 @@
 namespace distill::losses {
 
 namespace detail {
-/// A rank-0 value on the host (a device read on Cuda).
+/// A rank-0 value on the host (a device read on Cuda, a copy of one element on Cpu).
 template <class T, class D>
 double host_scalar(const Var<T, 0, D>& v) {
-  if constexpr (std::is_same_v<D, Cuda>) return double(to_host(v.ctx(), v.value())[0]);
-  else return double(v.value()[0]);
+  return double(to_host(v.ctx(), v.value())[0]);
 }
 }  // namespace detail
 
