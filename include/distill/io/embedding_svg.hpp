@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <span>
 #include <string>
 #include <vector>
@@ -52,21 +51,26 @@ inline Projection2D pca_2d(const Tensor<float, 2, Cpu>& z) {
   p.x.assign(N, 0.0);
   p.y.assign(N, 0.0);
   std::vector<std::vector<double>> axes;
+  // Deflation: v minus its parts along the components already found, scaled to unit length; returns the norm before.
+  auto orthonormalise = [&](std::vector<double>& v) {
+    for (const auto& u : axes) {
+      double dot = 0;
+      for (std::size_t a = 0; a < Dd; ++a) dot += v[a] * u[a];
+      for (std::size_t a = 0; a < Dd; ++a) v[a] -= dot * u[a];
+    }
+    double nv = 0;
+    for (double e : v) nv += e * e;
+    nv = std::sqrt(nv);
+    if (nv > 0)
+      for (double& e : v) e /= nv;
+    return nv;
+  };
   for (int comp = 0; comp < std::min<int>(2, int(d)); ++comp) {
     std::vector<double> v(Dd), w(Dd);
     for (std::size_t a = 0; a < Dd; ++a) v[a] = 1.0 + 0.01 * double(a % 7) + (a % 2 ? 0.1 : -0.1);
     double lambda = 0;
     for (int it = 0; it < 1000; ++it) {
-      for (const auto& u : axes) {  // deflation: stay orthogonal to the components already found
-        double dot = 0;
-        for (std::size_t a = 0; a < Dd; ++a) dot += v[a] * u[a];
-        for (std::size_t a = 0; a < Dd; ++a) v[a] -= dot * u[a];
-      }
-      double nv = 0;
-      for (double e : v) nv += e * e;
-      nv = std::sqrt(nv);
-      if (nv == 0) break;
-      for (double& e : v) e /= nv;
+      if (orthonormalise(v) == 0) break;
       for (std::size_t a = 0; a < Dd; ++a) {
         double s = 0;
         for (std::size_t b = 0; b < Dd; ++b) s += c[a * Dd + b] * v[b];
@@ -79,16 +83,7 @@ inline Projection2D pca_2d(const Tensor<float, 2, Cpu>& z) {
       v.swap(w);
       if (done) break;
     }
-    for (const auto& u : axes) {
-      double dot = 0;
-      for (std::size_t a = 0; a < Dd; ++a) dot += v[a] * u[a];
-      for (std::size_t a = 0; a < Dd; ++a) v[a] -= dot * u[a];
-    }
-    double nv = 0;
-    for (double e : v) nv += e * e;
-    nv = std::sqrt(nv);
-    if (nv > 0)
-      for (double& e : v) e /= nv;
+    orthonormalise(v);
     std::size_t big = 0;
     for (std::size_t a = 1; a < Dd; ++a)
       if (std::fabs(v[a]) > std::fabs(v[big])) big = a;
@@ -117,8 +112,8 @@ inline std::string embedding_svg(const Tensor<float, 2, Cpu>& z, std::span<const
                                  const EmbeddingSvgOptions& o = {}) {
   using svg_detail::esc;
   using svg_detail::num;
-  DISTILL_CHECK(index_t(labels.size()) == z.extent(0), "embedding_svg: ", labels.size(), " labels for embeddings of shape ",
-                to_string(z.shape()));
+  DISTILL_CHECK(index_t(labels.size()) == z.extent(0), "embedding_svg: ", labels.size(),
+                " labels for embeddings of shape ", to_string(z.shape()));
   DISTILL_CHECK(o.width >= 200 && o.height >= 150, "embedding_svg: the plot must be at least 200x150, got ", o.width,
                 "x", o.height);
   const Projection2D p = pca_2d(z);
@@ -135,39 +130,16 @@ inline std::string embedding_svg(const Tensor<float, 2, Cpu>& z, std::span<const
   };
   const auto [x0, x1] = range(p.x);
   const auto [y0, y1] = range(p.y);
-  const double L = 70, R = o.width - 20.0 - (classes > 0 ? 70.0 : 0.0), T = 40, B = o.height - 50.0;
-  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (R - L); };
-  auto py = [&](double y) { return B - (y - y0) / (y1 - y0) * (B - T); };
+  const svg_detail::Frame f{70, o.width - 20.0 - (classes > 0 ? 70.0 : 0.0), 40, o.height - 50.0, x0, x1, y0, y1};
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-  std::string s;
-  s += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(o.width) + "\" height=\"" +
-       std::to_string(o.height) + "\" viewBox=\"0 0 " + std::to_string(o.width) + " " + std::to_string(o.height) +
-       "\" font-family=\"sans-serif\" font-size=\"12\">\n";
-  s += "<rect x=\"0\" y=\"0\" width=\"" + std::to_string(o.width) + "\" height=\"" + std::to_string(o.height) +
-       "\" fill=\"white\"/>\n";
-  s += "<text x=\"" + num("%.1f", (L + R) / 2) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">" + esc(o.title) +
-       "</text>\n";
-  for (double t : svg_detail::nice_ticks(y0, y1)) {
-    const std::string y = num("%.2f", py(t));
-    s += "<line x1=\"" + num("%.2f", L) + "\" y1=\"" + y + "\" x2=\"" + num("%.2f", R) + "\" y2=\"" + y +
-         "\" stroke=\"#eeeeee\"/>\n";
-    s += "<text x=\"" + num("%.2f", L - 6) + "\" y=\"" + y + "\" text-anchor=\"end\" dominant-baseline=\"middle\">" +
-         num("%g", t) + "</text>\n";
-  }
-  for (double t : svg_detail::nice_ticks(x0, x1)) {
-    const std::string x = num("%.2f", px(t));
-    s += "<line x1=\"" + x + "\" y1=\"" + num("%.2f", T) + "\" x2=\"" + x + "\" y2=\"" + num("%.2f", B) +
-         "\" stroke=\"#eeeeee\"/>\n";
-    s += "<text x=\"" + x + "\" y=\"" + num("%.2f", B + 18) + "\" text-anchor=\"middle\">" + num("%g", t) + "</text>\n";
-  }
-  s += "<rect x=\"" + num("%.2f", L) + "\" y=\"" + num("%.2f", T) + "\" width=\"" + num("%.2f", R - L) +
-       "\" height=\"" + num("%.2f", B - T) + "\" fill=\"none\" stroke=\"black\"/>\n";
-  s += "<text x=\"" + num("%.1f", (L + R) / 2) + "\" y=\"" + num("%.1f", o.height - 12.0) +
-       "\" text-anchor=\"middle\">PC1 (" + num("%.1f", 100 * p.explained[0]) + "% of variance)</text>\n";
-  s += "<text x=\"16\" y=\"" + num("%.1f", (T + B) / 2) + "\" text-anchor=\"middle\" transform=\"rotate(-90 16 " +
-       num("%.1f", (T + B) / 2) + ")\">PC2 (" + num("%.1f", 100 * p.explained[1]) + "% of variance)</text>\n";
+  std::string s = svg_detail::header(o.width, o.height, o.title, 14, (f.L + f.R) / 2);
+  svg_detail::axes(s, f, o.height, "PC1 (" + num("%.1f", 100 * p.explained[0]) + "% of variance)",
+                   "PC2 (" + num("%.1f", 100 * p.explained[1]) + "% of variance)", "#eeeeee", true,
+                   [](double t) { return num("%g", t); });
+  const double R = f.R, T = f.T;
+  auto px = [&](double x) { return f.px(x); };
+  auto py = [&](double y) { return f.py(y); };
   for (std::size_t i = 0; i < labels.size(); ++i)
     s += "<circle cx=\"" + num("%.2f", px(p.x[i])) + "\" cy=\"" + num("%.2f", py(p.y[i])) + "\" r=\"3\" fill=\"" +
          colors[labels[i] % 10] + "\" fill-opacity=\"0.7\"/>\n";
@@ -184,11 +156,7 @@ inline std::string embedding_svg(const Tensor<float, 2, Cpu>& z, std::span<const
 
 inline void write_embedding_svg(const std::string& path, const Tensor<float, 2, Cpu>& z,
                                 std::span<const index_t> labels, const EmbeddingSvgOptions& o = {}) {
-  const std::string svg = embedding_svg(z, labels, o);
-  std::ofstream out(path, std::ios::trunc);
-  DISTILL_CHECK(out.good(), "write_embedding_svg: cannot open '", path, "' for writing");
-  out << svg;
-  DISTILL_CHECK(out.good(), "write_embedding_svg: error while writing '", path, "'");
+  svg_detail::write_file(path, embedding_svg(z, labels, o), "write_embedding_svg");
 }
 
 }  // namespace distill::io
