@@ -67,14 +67,3 @@ def make_step(B, L, K=256, tau=0.2, m=0.99):
 
 
 CASES = {"disco_step_B16_L128": make_step(16, 128), "disco_step_B32_L64": make_step(32, 64)}
-
-if __name__ == "__main__":
-    import time
-    torch.set_num_threads(2)
-    for name, mk in CASES.items():
-        f = mk(2)
-        f()
-        t = []
-        for _ in range(5):
-            t0 = time.perf_counter(); f(); t.append((time.perf_counter() - t0) * 1e3)
-        print(name, f"min {min(t):.1f} ms")
