@@ -22,6 +22,7 @@
 #include "distill/eval/knn.hpp"
 #include "distill/eval/linear_probe.hpp"
 #include "distill/eval/metrics.hpp"
+#include "distill/io/embedding_svg.hpp"
 #include "distill/io/npy.hpp"
 #include "distill/io/progress.hpp"
 #include "distill/io/report.hpp"
@@ -425,6 +426,54 @@ TEST_CASE("SVG loss curve: one polyline per series inside the frame, breaks at n
   REQUIRE(slurp(dir.file("loss.svg")).find("polyline") != std::string::npos);
 }
 
+TEST_CASE("embedding picture: PCA axes against a planted 2-D structure, one dot per series", "[io][svg][pca]") {
+  // Rows a * u + b * v + small noise in 6-D with orthonormal u, v: PC1 = +-u (var(a) > var(b)), PC2 = +-v.
+  const index_t n = 200, d = 6;
+  const double u[d] = {0.6, 0.8, 0, 0, 0, 0}, v[d] = {0, 0, 0, 0.28, 0.96, 0};
+  CounterRng rng(5);
+  Tensor<float, 2> z({n, d});
+  std::vector<double> a(n), b(n);
+  std::vector<index_t> y(n);
+  for (index_t i = 0; i < n; ++i) {
+    a[i] = 3.0 * rng.normal();
+    b[i] = 1.0 * rng.normal();
+    y[i] = i % 3;
+  }
+  // Centre both coordinates and make them uncorrelated in the sample, so the sample's axes are exactly u and v.
+  double ma = 0, mb = 0, ab = 0, aa = 0;
+  for (index_t i = 0; i < n; ++i) ma += a[i] / n, mb += b[i] / n;
+  for (index_t i = 0; i < n; ++i) a[i] -= ma, b[i] -= mb, ab += a[i] * b[i], aa += a[i] * a[i];
+  for (index_t i = 0; i < n; ++i) b[i] -= ab / aa * a[i];
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < d; ++j) z(i, j) = float(5.0 + a[i] * u[j] + b[i] * v[j] + 0.01 * rng.normal());
+  const io::Projection2D p = io::pca_2d(z);
+  // The projections are the planted coordinates up to sign and centring: |correlation| ~ 1.
+  auto corr = [&](const std::vector<double>& s, const std::vector<double>& t) {
+    double ms = 0, mt = 0;
+    for (index_t i = 0; i < n; ++i) ms += s[i] / n, mt += t[i] / n;
+    double st = 0, ss = 0, tt = 0;
+    for (index_t i = 0; i < n; ++i) {
+      st += (s[i] - ms) * (t[i] - mt);
+      ss += (s[i] - ms) * (s[i] - ms);
+      tt += (t[i] - mt) * (t[i] - mt);
+    }
+    return st / std::sqrt(ss * tt);
+  };
+  CHECK(std::fabs(corr(p.x, a)) > 0.9999);
+  CHECK(std::fabs(corr(p.y, b)) > 0.999);
+  double va = 0, vb = 0;
+  for (index_t i = 0; i < n; ++i) va += a[i] * a[i], vb += b[i] * b[i];
+  CHECK(p.explained[0] == Approx(va / (va + vb)).margin(0.02));
+  CHECK(p.explained[0] + p.explained[1] == Approx(1.0).margin(1e-3));
+  const std::string svg = io::embedding_svg(z, y, {.title = "planted"});
+  CHECK(std::count(svg.begin(), svg.end(), '\n') > n);
+  std::size_t dots = 0;
+  for (std::size_t pos = svg.find("<circle"); pos != std::string::npos; pos = svg.find("<circle", pos + 1)) ++dots;
+  CHECK(dots == std::size_t(n) + 3);  // one per series + the 3 legend entries
+  CHECK_THAT(svg, Catch::Contains("PC1 (") && Catch::Contains("class 2") && Catch::Contains("planted"));
+  CHECK_THROWS_WITH(io::embedding_svg(z, std::span<const index_t>(y).subspan(1)), Catch::Contains("labels"));
+}
+
 TEST_CASE("progress line: epoch, loss, items/s and ETA through fmt", "[io][progress]") {
   REQUIRE(io::format_duration(0) == "0:00");
   REQUIRE(io::format_duration(83.4) == "1:23");
@@ -455,7 +504,8 @@ TEST_CASE("UCR directory to metrics file: raw-series 1-NN reproduces the archive
   Context<Cpu> ctx(2, 0);
   EvalOptions o;
   o.probe_options.steps = 200;
-  const eval::OutputPaths out{dir.file("json/metrics.json"), dir.file("metrics.csv"), dir.file("emb/gp_")};
+  const eval::OutputPaths out{dir.file("json/metrics.json"), dir.file("metrics.csv"), dir.file("emb/gp_"),
+                              dir.file("emb/embedding.svg")};
   for (const auto& [name, err] : published) {
     INFO(name);
     const auto r = evaluate_ucr(ctx, name, flatten_series, o, out, io::Record().set("model", "raw"));
@@ -484,6 +534,7 @@ TEST_CASE("UCR directory to metrics file: raw-series 1-NN reproduces the archive
   REQUIRE(y.numel() == 601);
   const auto sony = data::load_ucr("SonyAIBORobotSurface1", data::Split::Test);
   REQUIRE(std::equal(z.begin(), z.end(), sony.x.begin()));
+  REQUIRE_THAT(slurp(dir.file("emb/embedding.svg")), Catch::Contains("SonyAIBORobotSurface1 test embeddings"));
 }
 
 TEST_CASE("evaluate_embeddings: skipped metrics are left out; embedding in chunks", "[eval]") {

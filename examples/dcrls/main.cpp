@@ -1,7 +1,7 @@
 // examples/dcrls -- DCRLS (deep contrastive learning with self-distillation) on a UCR dataset, end to end:
 // load -> two augmented views -> ResNet1D(64) + per-block heads -> NT-Xent per block + KL_T self-distillation ->
-// Adam -> frozen encoder -> linear probe, k-means RI / NMI -> metrics.json, loss.svg, test embeddings .npy,
-// encoder checkpoint.
+// Adam -> frozen encoder -> linear probe, k-means RI / NMI -> metrics.json, loss.svg, embedding.svg, test embeddings
+// .npy, encoder checkpoint.
 //
 //   ./build/examples/dcrls --dataset GunPoint --epochs 40 --out runs/gunpoint
 //   ./build/examples/dcrls --help
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/example.hpp"
 #include "distill/data/augment.hpp"
 #include "distill/data/dataset.hpp"
 #include "distill/data/ucr.hpp"
@@ -63,37 +64,30 @@ void usage() {
       "  --tau X --temperature X --lambda X   NT-Xent tau (0.2), self-distillation T (3) and weight (1)\n"
       "  --probe-steps N      linear-probe Adam steps (default 500)\n"
       "  --out DIR            output directory (default runs/dcrls): metrics.json, metrics.csv, loss.svg,\n"
-      "                       loss.csv, test_z.npy / test_y.npy (+ train), encoder.ckpt\n"
+      "                       embedding.svg (test embeddings on 2 principal components), test_z.npy / test_y.npy\n"
+      "                       (+ train), encoder.ckpt\n"
       "  --quiet              no per-epoch progress lines\n");
 }
 
 Args parse(int argc, char** argv) {
   Args a;
-  auto need = [&](int& i) -> std::string {
-    if (i + 1 >= argc) DISTILL_FAIL("option ", argv[i], " needs a value (see --help)");
-    return argv[++i];
-  };
-  for (int i = 1; i < argc; ++i) {
-    const std::string o = argv[i];
-    if (o == "--help" || o == "-h") {
-      usage();
-      std::exit(0);
-    } else if (o == "--dataset") a.dataset = need(i);
-    else if (o == "--out") a.out = need(i);
-    else if (o == "--variant") a.variant = need(i);
-    else if (o == "--device") a.device = need(i);
-    else if (o == "--epochs") a.epochs = std::stoll(need(i));
-    else if (o == "--batch") a.batch = std::stoll(need(i));
-    else if (o == "--seed") a.seed = std::stoull(need(i));
-    else if (o == "--threads") a.threads = std::stoi(need(i));
-    else if (o == "--lr") a.lr = std::stod(need(i));
-    else if (o == "--weight-decay") a.weight_decay = std::stod(need(i));
-    else if (o == "--tau") a.tau = std::stod(need(i));
-    else if (o == "--temperature") a.temperature = std::stod(need(i));
-    else if (o == "--lambda") a.lambda_sd = std::stod(need(i));
-    else if (o == "--probe-steps") a.probe_steps = std::stoi(need(i));
-    else if (o == "--quiet") a.quiet = true;
-    else DISTILL_FAIL("unknown option '", o, "' (see --help)");
+  for (dl::examples::Options o(argc, argv, usage); o.next();) {
+    if (o.is("--dataset")) a.dataset = o.value();
+    else if (o.is("--out")) a.out = o.value();
+    else if (o.is("--variant")) a.variant = o.value();
+    else if (o.is("--device")) a.device = o.value();
+    else if (o.is("--epochs")) a.epochs = o.integer();
+    else if (o.is("--batch")) a.batch = o.integer();
+    else if (o.is("--seed")) a.seed = o.unsigned_integer();
+    else if (o.is("--threads")) a.threads = static_cast<int>(o.integer());
+    else if (o.is("--lr")) a.lr = o.number();
+    else if (o.is("--weight-decay")) a.weight_decay = o.number();
+    else if (o.is("--tau")) a.tau = o.number();
+    else if (o.is("--temperature")) a.temperature = o.number();
+    else if (o.is("--lambda")) a.lambda_sd = o.number();
+    else if (o.is("--probe-steps")) a.probe_steps = static_cast<int>(o.integer());
+    else if (o.is("--quiet")) a.quiet = true;
+    else o.unknown();
   }
   DISTILL_CHECK(a.device == "cpu", "--device ", a.device,
                 ": this example is built for the Cpu device; the Cuda device path is tested by test_cuda_train");
@@ -163,20 +157,13 @@ int run(const Args& a) {
   model.train(false);
   fs::create_directories(a.out);
   const std::string dir = a.out + "/";
-  dl::eval::EvalOptions eo;
-  eo.probe_options.steps = a.probe_steps;
-  eo.kmeans_restarts = a.kmeans_restarts;
-  eo.seed = a.seed;
   dl::io::Record tags;
   tags.set("method", "dcrls").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed))
       .set("epochs", double(a.epochs)).set("train_seconds", train_s).set("final_loss", loss_curve.back())
       .set("cpu_isa", dl::isa_name(ctx.isa()));
   // The encoder is the embedding (evaluate_splits runs it in eval mode).
   const auto e0 = std::chrono::steady_clock::now();
-  auto r = dl::eval::evaluate_splits(ctx, splits, model.encoder, eo,
-                                     {.metrics_json = dir + "metrics.json", .metrics_csv = dir + "metrics.csv",
-                                      .embeddings_prefix = dir},
-                                     tags);
+  auto r = dl::examples::evaluate_run(ctx, splits, model.encoder, dir, a.probe_steps, a.kmeans_restarts, a.seed, tags);
   double sup_acc = -1;
   if (variant == dl::models::DcrlsVariant::Supervised) {
     dl::NoGradGuard ng(ctx);
@@ -198,8 +185,8 @@ int run(const Args& a) {
   dl::io::write_loss_svg(dir + "loss.svg", {{"total", loss_curve, {}}, {"L_DC", dc_curve, {}}, {"L_SD", sd_curve, {}}});
   fmt::print("trained {} epochs in {:.1f} s; evaluation {:.1f} s\n", a.epochs, train_s, eval_s);
   if (sup_acc >= 0) fmt::print("supervised classifier acc {:.3f}\n", sup_acc);
-  fmt::print("linear probe acc {:.3f}   k-means RI {:.3f}  NMI {:.3f}   -> {}{{metrics.json, loss.svg, test_z.npy, "
-             "encoder.ckpt}}\n",
+  fmt::print("linear probe acc {:.3f}   k-means RI {:.3f}  NMI {:.3f}   -> {}{{metrics.json, loss.svg, embedding.svg, "
+             "test_z.npy, encoder.ckpt}}\n",
              r.probe_accuracy, r.kmeans_ri, r.kmeans_nmi, dir);
   return 0;
 }
@@ -207,10 +194,5 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "dcrls: {}\n", e.what());
-    return 1;
-  }
+  return dl::examples::guarded_main("dcrls", [&] { return run(parse(argc, argv)); });
 }

@@ -185,6 +185,15 @@ struct AugmentConfig {
     a.jitter_sigma = 0.03;
     return a;
   }
+  /// A time-series analogue of MoCo-v2's "aug+" pipeline (DisCo, MoCo): a random crop of 80 % of the series resized
+  /// back to full length, scaling by N(1, 0.1^2), jitter (sigma 0.03). Both views are independent draws of it.
+  static AugmentConfig moco_view() {
+    AugmentConfig a;
+    a.crop_ratio = 0.8;
+    a.scale_sigma = 0.1;
+    a.jitter_sigma = 0.03;
+    return a;
+  }
   /// TS-TCC weak view: scaling by N(2, jitter_scale_ratio^2) (1.1 for HAR).
   static AugmentConfig tstcc_weak(double jitter_scale_ratio = 1.1) {
     AugmentConfig a;

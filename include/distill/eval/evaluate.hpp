@@ -5,7 +5,8 @@
 //   * k-NN accuracy (k = 1 by default, Euclidean) of test embeddings against train embeddings;
 //   * k-means with k = number of classes (10 seeded restarts) on the TEST embeddings, scored against the test
 //     labels with Rand Index, NMI (arithmetic) and ARI.
-// Outputs: a JSON object, a row appended to a CSV file, and optionally the embeddings and labels as .npy.
+// Outputs: a JSON object, a row appended to a CSV file, and optionally the embeddings and labels as .npy and a
+// picture of the test embeddings (embedding.svg: first two principal components, coloured by class).
 //
 // The embedding is a module (`evaluate_splits(ctx, splits, encoder)`), or a function together with the modules it
 // runs (`eval::embedding(fn, encoder, head)`): those modules are put in eval mode while the splits are embedded
@@ -46,6 +47,7 @@
 #include "distill/eval/knn.hpp"
 #include "distill/eval/linear_probe.hpp"
 #include "distill/eval/metrics.hpp"
+#include "distill/io/embedding_svg.hpp"
 #include "distill/io/npy.hpp"
 #include "distill/io/report.hpp"
 #include "distill/nn/module.hpp"
@@ -215,6 +217,7 @@ struct OutputPaths {
   std::string metrics_json;       // the record as a JSON object (overwritten)
   std::string metrics_csv;        // the record appended as a row (header written when the file is new)
   std::string embeddings_prefix;  // <prefix>train_z.npy, train_y.npy, test_z.npy, test_y.npy
+  std::string embedding_svg;      // the test embeddings on their first two principal components, coloured by class
 };
 
 namespace evaluate_detail {
@@ -251,6 +254,11 @@ EvalResult evaluate_splits(Context<Cpu>& ctx, const data::UcrSplits& s, Embed&& 
     io::write_npy(out.embeddings_prefix + "train_y.npy", s.train.labels);
     io::write_npy(out.embeddings_prefix + "test_z.npy", zte);
     io::write_npy(out.embeddings_prefix + "test_y.npy", s.test.labels);
+  }
+  if (!out.embedding_svg.empty()) {
+    evaluate_detail::make_parent(out.embedding_svg);
+    io::write_embedding_svg(out.embedding_svg, zte, s.test.labels,
+                            {.title = s.test.name + " test embeddings (first two principal components)"});
   }
   return r;
 }

@@ -62,6 +62,57 @@ inline std::vector<double> nice_ticks(double lo, double hi, int target = 5) {
     t.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
   return t;
 }
+
+/// The plot area [L, R] x [T, B] in pixels and the data range it shows.
+struct Frame {
+  double L, R, T, B, x0, x1, y0, y1;
+  double px(double x) const { return L + (x - x0) / (x1 - x0) * (R - L); }
+  double py(double y) const { return B - (y - y0) / (y1 - y0) * (B - T); }
+};
+
+/// The XML header, the <svg> element, a white background and the title centred at title_x.
+inline std::string header(int width, int height, const std::string& title, int title_size, double title_x) {
+  std::string s;
+  s += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(width) + "\" height=\"" +
+       std::to_string(height) + "\" viewBox=\"0 0 " + std::to_string(width) + " " + std::to_string(height) +
+       "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+  s += "<rect x=\"0\" y=\"0\" width=\"" + std::to_string(width) + "\" height=\"" + std::to_string(height) +
+       "\" fill=\"white\"/>\n";
+  s += "<text x=\"" + num("%.1f", title_x) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"" +
+       std::to_string(title_size) + "\">" + esc(title) + "</text>\n";
+  return s;
+}
+
+/// Horizontal grid lines with y tick labels (`ylabel_of(tick)`), x ticks (tick marks, or full grid lines when
+/// `x_grid`) with labels, the frame, and the axis labels.
+template <class YLabel>
+void axes(std::string& s, const Frame& f, int height, const std::string& xlabel, const std::string& ylabel,
+          const char* grid, bool x_grid, YLabel&& ylabel_of) {
+  for (double t : nice_ticks(f.y0, f.y1)) {
+    const std::string y = num("%.2f", f.py(t));
+    s += "<line x1=\"" + num("%.2f", f.L) + "\" y1=\"" + y + "\" x2=\"" + num("%.2f", f.R) + "\" y2=\"" + y +
+         "\" stroke=\"" + grid + "\"/>\n";
+    s += "<text x=\"" + num("%.2f", f.L - 6) + "\" y=\"" + y + "\" text-anchor=\"end\" dominant-baseline=\"middle\">" +
+         ylabel_of(t) + "</text>\n";
+  }
+  for (double t : nice_ticks(f.x0, f.x1)) {
+    const std::string x = num("%.2f", f.px(t));
+    if (x_grid)
+      s += "<line x1=\"" + x + "\" y1=\"" + num("%.2f", f.T) + "\" x2=\"" + x + "\" y2=\"" + num("%.2f", f.B) +
+           "\" stroke=\"" + grid + "\"/>\n";
+    else
+      s += "<line x1=\"" + x + "\" y1=\"" + num("%.2f", f.B) + "\" x2=\"" + x + "\" y2=\"" + num("%.2f", f.B + 5) +
+           "\" stroke=\"black\"/>\n";
+    s += "<text x=\"" + x + "\" y=\"" + num("%.2f", f.B + 18) + "\" text-anchor=\"middle\">" + num("%g", t) + "</text>\n";
+  }
+  s += "<rect x=\"" + num("%.2f", f.L) + "\" y=\"" + num("%.2f", f.T) + "\" width=\"" + num("%.2f", f.R - f.L) +
+       "\" height=\"" + num("%.2f", f.B - f.T) + "\" fill=\"none\" stroke=\"black\"/>\n";
+  s += "<text x=\"" + num("%.1f", (f.L + f.R) / 2) + "\" y=\"" + num("%.1f", height - 12.0) +
+       "\" text-anchor=\"middle\">" + esc(xlabel) + "</text>\n";
+  s += "<text x=\"16\" y=\"" + num("%.1f", (f.T + f.B) / 2) + "\" text-anchor=\"middle\" transform=\"rotate(-90 16 " +
+       num("%.1f", (f.T + f.B) / 2) + ")\">" + esc(ylabel) + "</text>\n";
+}
 }  // namespace svg_detail
 
 inline std::string loss_curve_svg(const std::vector<CurveSeries>& series, const SvgOptions& o = {}) {
@@ -88,40 +139,14 @@ inline std::string loss_curve_svg(const std::vector<CurveSeries>& series, const 
   const double pad_y = (y1 - y0) * 0.05;
   y0 -= pad_y, y1 += pad_y;
 
-  const double L = 70, R = o.width - 20.0, T = 40, B = o.height - 50.0;  // plot area
-  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (R - L); };
-  auto py = [&](double y) { return B - (y - y0) / (y1 - y0) * (B - T); };
+  const svg_detail::Frame f{70, o.width - 20.0, 40, o.height - 50.0, x0, x1, y0, y1};
+  const double R = f.R, T = f.T;
+  auto px = [&](double x) { return f.px(x); };
+  auto py = [&](double y) { return f.py(y); };
 
-  std::string s;
-  s += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(o.width) + "\" height=\"" +
-       std::to_string(o.height) + "\" viewBox=\"0 0 " + std::to_string(o.width) + " " + std::to_string(o.height) +
-       "\" font-family=\"sans-serif\" font-size=\"12\">\n";
-  s += "<rect x=\"0\" y=\"0\" width=\"" + std::to_string(o.width) + "\" height=\"" + std::to_string(o.height) +
-       "\" fill=\"white\"/>\n";
-  s += "<text x=\"" + num("%.1f", (L + R) / 2) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" + esc(o.title) +
-       "</text>\n";
-  // grid and ticks
-  for (double t : svg_detail::nice_ticks(y0, y1)) {
-    const std::string y = num("%.2f", py(t));
-    s += "<line x1=\"" + num("%.2f", L) + "\" y1=\"" + y + "\" x2=\"" + num("%.2f", R) + "\" y2=\"" + y +
-         "\" stroke=\"#dddddd\"/>\n";
-    const std::string label = o.log_y ? num("%g", std::pow(10.0, t)) : num("%g", t);
-    s += "<text x=\"" + num("%.2f", L - 6) + "\" y=\"" + y + "\" text-anchor=\"end\" dominant-baseline=\"middle\">" +
-         label + "</text>\n";
-  }
-  for (double t : svg_detail::nice_ticks(x0, x1)) {
-    const std::string x = num("%.2f", px(t));
-    s += "<line x1=\"" + x + "\" y1=\"" + num("%.2f", B) + "\" x2=\"" + x + "\" y2=\"" + num("%.2f", B + 5) +
-         "\" stroke=\"black\"/>\n";
-    s += "<text x=\"" + x + "\" y=\"" + num("%.2f", B + 18) + "\" text-anchor=\"middle\">" + num("%g", t) + "</text>\n";
-  }
-  s += "<rect x=\"" + num("%.2f", L) + "\" y=\"" + num("%.2f", T) + "\" width=\"" + num("%.2f", R - L) +
-       "\" height=\"" + num("%.2f", B - T) + "\" fill=\"none\" stroke=\"black\"/>\n";
-  s += "<text x=\"" + num("%.1f", (L + R) / 2) + "\" y=\"" + num("%.1f", o.height - 12.0) +
-       "\" text-anchor=\"middle\">" + esc(o.xlabel) + "</text>\n";
-  s += "<text x=\"16\" y=\"" + num("%.1f", (T + B) / 2) + "\" text-anchor=\"middle\" transform=\"rotate(-90 16 " +
-       num("%.1f", (T + B) / 2) + ")\">" + esc(o.ylabel + (o.log_y ? " (log scale)" : "")) + "</text>\n";
+  std::string s = svg_detail::header(o.width, o.height, o.title, 15, (f.L + f.R) / 2);
+  svg_detail::axes(s, f, o.height, o.xlabel, o.ylabel + (o.log_y ? " (log scale)" : ""), "#dddddd", false,
+                   [&](double t) { return o.log_y ? num("%g", std::pow(10.0, t)) : num("%g", t); });
   // curves
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
   for (std::size_t k = 0; k < series.size(); ++k) {
@@ -155,11 +180,18 @@ inline std::string loss_curve_svg(const std::vector<CurveSeries>& series, const 
   return s;
 }
 
-inline void write_loss_svg(const std::string& path, const std::vector<CurveSeries>& series, const SvgOptions& o = {}) {
+namespace svg_detail {
+/// Writes `text` to `path` (truncating); errors name the caller `what`.
+inline void write_file(const std::string& path, const std::string& text, const char* what) {
   std::ofstream out(path, std::ios::trunc);
-  DISTILL_CHECK(out.good(), "write_loss_svg: cannot open '", path, "' for writing");
-  out << loss_curve_svg(series, o);
-  DISTILL_CHECK(out.good(), "write_loss_svg: error while writing '", path, "'");
+  DISTILL_CHECK(out.good(), what, ": cannot open '", path, "' for writing");
+  out << text;
+  DISTILL_CHECK(out.good(), what, ": error while writing '", path, "'");
+}
+}  // namespace svg_detail
+
+inline void write_loss_svg(const std::string& path, const std::vector<CurveSeries>& series, const SvgOptions& o = {}) {
+  svg_detail::write_file(path, loss_curve_svg(series, o), "write_loss_svg");
 }
 
 /// One curve of per-epoch losses.

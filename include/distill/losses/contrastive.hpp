@@ -395,9 +395,13 @@ Var<T, 0, D> moco_info_nce(const Var<T, 2, D>& q, const Var<T, 2, D>& k, const T
 }
 
 /// MoCo InfoNCE against the current contents of a queue (no copy of the queue is kept by the caller's side;
-/// the op copies the negatives into its tile layout, so enqueueing before backward() is safe).
+/// the op copies the negatives into its tile layout, so enqueueing before backward() is safe). The query width must
+/// equal the queue's dim even while the queue is empty.
 template <class T, class D>
 Var<T, 0, D> moco_info_nce(const Var<T, 2, D>& q, const Var<T, 2, D>& k, const Queue<T, D>& queue, double tau) {
+  // The width is checked against the queue's declared dim, so a mismatch fails on the first step (empty queue) too.
+  DISTILL_CHECK(q.extent(1) == queue.dim(), "moco_info_nce: queries of shape ", to_string(q.shape()),
+                " for a queue of dim ", queue.dim(), " (", queue.size(), " keys filled)");
   return moco_info_nce(q, k, queue.contents(), tau);
 }
 

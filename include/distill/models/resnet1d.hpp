@@ -37,6 +37,19 @@ public:
 
   explicit ResNet1D(Context<D>& ctx) : b1_(ctx), b2_(ctx), b3_(ctx) {}
 
+  /// Multiply-accumulates of the convolutions per time step (stride 1, "same" padding: a forward pass over a
+  /// series of length L costs L times this): kernels 8/5/3 in every block, plus the 1x1 shortcut where the width
+  /// changes. BN, ReLU, the residual add and GAP are not counted.
+  static constexpr double conv_macs_per_step() {
+    auto block = [](double in, double out) {
+      return in * out * 8 + out * out * 5 + out * out * 3 + (in != out ? in * out : 0);
+    };
+    const double w = double(W), c = double(InChannels);
+    return block(c, w) + block(w, 2 * w) + block(2 * w, 2 * w);
+  }
+  /// Forward FLOPs (2 per multiply-accumulate) of one series of length L.
+  static constexpr double flops_per_series(index_t L) { return 2.0 * conv_macs_per_step() * double(L); }
+
   struct Features {
     std::array<Var<T, 3, D>, 3> maps;    // h_b: [B, C_b, L]
     std::array<Var<T, 2, D>, 3> pooled;  // g_b = GAP(h_b): [B, C_b]
