@@ -3,8 +3,7 @@
 // (benchmarks/torch_mcl_step.py). The optimizer is SGD (Nesterov 0.9, lr 0.1, wd 5e-4); the meta step is the
 // finite-difference hyper-gradient of docs/mcl.md (one virtual step, two extra weight-network passes) followed by
 // the weight network's SGD step, in both implementations.
-//   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /work/venv-torch/bin/python benchmarks/harness.py \
-//       --binary build/benchmarks/bench_mcl_step --peer benchmarks/torch_mcl_step.py
+//   scripts/bench.sh mcl_step        (the harness with the PyTorch peer, interleaved)
 #include <memory>
 #include <vector>
 

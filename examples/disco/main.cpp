@@ -239,12 +239,12 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
   const auto cfg = learner_config(a, train_set.size(), batch);
   dl::models::DiscoLearner<Net, TeacherNet> learner(ctx, cfg, teacher.get());
   fmt::print("disco: {} ({} train / {} test series, length {}, {} classes), variant {}, {} epochs, batch {}, {}, "
-             "{} threads\n",
+             "{} threads, cpu kernels {}\n",
              train_set.name, train_set.size(), splits.test.size(), L, train_set.num_classes,
              dl::models::variant_name(variant), a.epochs, batch,
              learner.in_batch() ? std::string("in-batch SimCLR negatives (N < 64)")
                                 : fmt::format("MoCo queue K = {}", cfg.queue_size),
-             a.threads);
+             a.threads, dl::isa_name(ctx.isa()));
   const Curves c = train(ctx, learner, train_set, batch, a.epochs, a, train_set.name);
 
   learner.train(false);
@@ -252,6 +252,7 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
   const std::string dir = a.out + "/";
   dl::io::Record tags;
   tags.set("method", "disco").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed))
+      .set("cpu_isa", dl::isa_name(ctx.isa()))
       .set("epochs", double(a.epochs)).set("batch", batch).set("queue", cfg.queue_size)
       .set("in_batch_negatives", learner.in_batch()).set("train_seconds", c.seconds)
       .set("final_loss", c.total.back()).set("final_con", c.con.back()).set("final_dis", c.dis.back())

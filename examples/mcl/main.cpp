@@ -251,7 +251,7 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
   const std::string dir = a.out + "/";
   query.train(false);
   dl::io::Record rec;
-  rec.set("method", "moco_mcl").set("dataset", train.name).set("cohort", a.cohort).set("seed", double(a.seed))
+  rec.set("method", "moco_mcl").set("cpu_isa", dl::isa_name(ctx.isa())).set("dataset", train.name).set("cohort", a.cohort).set("seed", double(a.seed))
       .set("epochs", double(a.epochs)).set("widths", fmt::format("{}", fmt::join(a.widths, ",")))
       .set("queue", double(K)).set("momentum", a.momentum).set("tau", a.w.tau).set("temperature", a.w.temperature)
       .set("train_seconds", train_s).set("final_loss", loss_curve.back());
@@ -263,7 +263,9 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
       return query.forward(dl::constant(ctx, x.clone()), false)[m].final().feature;
     };
     const auto r = dl::eval::evaluate_splits(ctx, splits, embed, eo,
-                                             {.embeddings_prefix = dir + fmt::format("net{}_", m)});
+                                             {.metrics_json = "", .metrics_csv = "",
+                                              .embeddings_prefix = dir + fmt::format("net{}_", m),
+                                              .embedding_svg = m == 0 ? dir + "embedding.svg" : ""});
     rec.set(fmt::format("probe_acc_net{}", m), r.probe_accuracy)
         .set(fmt::format("kmeans_nmi_net{}", m), r.kmeans_nmi);
     mean += r.probe_accuracy / double(query.size());
@@ -292,14 +294,15 @@ int run(const Args& a) {
   dl::data::UcrOptions uo;
   uo.root = a.data_root;
   const auto splits = dl::data::load_ucr(a.dataset, uo);
-  if (a.self_supervised) return run_self_supervised(a, ctx, splits);
   const auto& train = splits.train;
   const bool mutual = a.cohort >= 2;
-  const std::string method = !mutual ? "independent" : a.layerwise ? "lmcl" : "mcl";
-  fmt::print("mcl: {} ({} train / {} test series, length {}, {} classes), {} x{} (widths {}), {} epochs, {} threads\n",
+  const std::string method = a.self_supervised ? "moco_mcl" : !mutual ? "independent" : a.layerwise ? "lmcl" : "mcl";
+  fmt::print("mcl: {} ({} train / {} test series, length {}, {} classes), {} x{} (widths {}), {} epochs, {} threads, "
+             "cpu kernels {}\n",
              train.name, train.size(), splits.test.size(), train.length(), train.num_classes, method, a.cohort,
              fmt::format("{}", a.widths[0]) + (a.widths.size() > 1 ? fmt::format("..{}", a.widths.back()) : ""),
-             a.epochs, a.threads);
+             a.epochs, a.threads, dl::isa_name(ctx.isa()));
+  if (a.self_supervised) return run_self_supervised(a, ctx, splits);
 
   dl::models::MclConfig cfg;
   cfg.weights = a.w;
@@ -389,7 +392,7 @@ int run(const Args& a) {
   const auto acc = cohort.accuracy(ctx, splits.test.x, splits.test.labels);
   const auto logits = cohort.predict(ctx, splits.test.x);
   dl::io::Record rec;
-  rec.set("method", method).set("dataset", train.name).set("cohort", a.cohort).set("seed", double(a.seed))
+  rec.set("method", method).set("cpu_isa", dl::isa_name(ctx.isa())).set("dataset", train.name).set("cohort", a.cohort).set("seed", double(a.seed))
       .set("epochs", double(a.epochs)).set("widths", fmt::format("{}", fmt::join(a.widths, ",")))
       .set("optim", a.optim).set("lr", a.lr).set("tau", a.w.tau).set("temperature", a.w.temperature)
       .set("alpha", a.w.alpha).set("beta", a.w.beta).set("gamma", a.w.gamma).set("lambda", a.w.lambda)

@@ -1,6 +1,7 @@
 // distill/io/embedding_svg.hpp -- a picture of what an encoder learned: embeddings projected on their first two
 // principal components, one dot per series, coloured by class, as a standalone SVG file.
 //
+// snippet: fragment; given: Tensor<float, 2> test_z; std::vector<index_t> test_y;
 //   io::write_embedding_svg("out/embedding.svg", test_z, test_y, {.title = "GunPoint test embeddings"});
 //
 // pca_2d centres the rows, forms the covariance in double and finds its two leading eigenvectors by power iteration

@@ -1,6 +1,7 @@
 // distill/losses/disco.hpp -- the DisCo objective (Gao et al., "DisCo: Remedy Self-supervised Learning on
 // Lightweight Models with Distilled Contrastive Learning", ECCV 2022), composed from the fused losses.
 //
+// snippet: synopsis (the objective in mathematical notation; docs/disco.md shows the calls)
 //   L = L_con + w * sum_i ( ||n(t1_i) - n(q1_i)||^2 + ||n(t2_i) - n(q2_i)||^2 ),      w = 32 / B by default
 //
 //   q1 = S(x1), q2 = S(x2)   the student's query embeddings of the two views (gradients flow)

@@ -2,10 +2,13 @@
 // Contrastive Learning for Visual Representation Learning", AAAI 2022; Yang et al., "Online Knowledge Distillation
 // via Mutual Contrastive Learning for Visual Recognition", TPAMI 2023). docs/mcl.md has the maths and choices.
 //
+// snippet: fragment; includes: distill/optim/adam.hpp; given: Context<Cpu> ctx; index_t num_classes = 3;
+// Var<float, 3> x; std::vector<int> labels; Tensor<float, 3> test_x; std::vector<index_t> test_labels;
 //   models::Cohort<> cohort{{.layerwise = false}};
-//   cohort.add_network<32>(ctx, num_classes);  cohort.add_network<32>(ctx, num_classes);     // MCL x2 (widths may differ)
-//   auto loss = cohort.loss(x, labels);  loss.total.backward();  opt.step(); // CE + the MCL terms
-//   auto acc = cohort.accuracy(test_x, test_labels);                        // per network and the ensemble
+//   cohort.add_network<32>(ctx, num_classes);  cohort.add_network<16>(ctx, num_classes);  // MCL x2 (widths may differ)
+//   optim::Adam<float> opt{cohort.trainable(), {.lr = 1e-3}};
+//   auto loss = cohort.loss(x, labels);  opt.zero_grad();  loss.total.backward();  opt.step();  // CE + MCL terms
+//   auto acc = cohort.accuracy(ctx, test_x, test_labels);                  // per network and the ensemble
 //
 // Each network is a ResNet1D(W) (blocks W, 2W, 2W; kernels 8/5/3; GAP) with a linear classifier and an Embed head
 // (Linear(2W, 128) -> ReLU -> Linear(128, 128); the losses L2-normalise). With shared_stem (a cohort of four in

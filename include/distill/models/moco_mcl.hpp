@@ -1,7 +1,11 @@
 // distill/models/moco_mcl.hpp -- self-supervised MCL: MoCo + mutual contrastive learning over a cohort (Yang, An,
 // Cai, Xu, AAAI 2022; docs/mcl.md). Cpu device.
 //
+// snippet: fragment; includes: distill/optim/adam.hpp; given: Context<Cpu> ctx; models::MclConfig cfg;
+// Var<float, 3> x1, x2;
 //   models::Cohort<> query{cfg}, key{cfg};            // the same add_network<W>() calls on both
+//   for (auto* c : {&query, &key}) { c->add_network<16>(ctx, 2);  c->add_network<16>(ctx, 2); }
+//   optim::Adam<float> opt{query.network_params()};
 //   models::MocoMcl<> moco{query, key, {.queue = 1024}, ctx.make_rng(3)};
 //   auto l = moco.loss(x1, x2);  opt.zero_grad();  l.total.backward();  opt.step();  moco.update();
 //

@@ -1,6 +1,7 @@
 // distill/nn/frozen.hpp -- nn::FrozenTeacher<M>: a pre-trained module used only for its outputs (DisCo's teacher,
 // any knowledge-distillation teacher).
 //
+// snippet: fragment; includes: distill/models/disco.hpp; given: Context<Cpu> ctx; Var<float, 3> x;
 //   nn::FrozenTeacher<models::DiscoNet<128, 256>> teacher{ctx, "runs/teacher/net.ckpt"};   // load + freeze
 //   auto t = teacher(x);            // [B, 128]: no graph, never a gradient, BN running statistics
 //

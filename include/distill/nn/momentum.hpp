@@ -1,9 +1,10 @@
 // distill/nn/momentum.hpp -- nn::MomentumEncoder<M>: the key encoder of MoCo v2 (He et al., CVPR 2020; Chen et al.,
 // 2020), used by MoCo, DisCo's student and MCL's self-supervised form.
 //
+// snippet: fragment; includes: distill/models/disco.hpp; given: Context<Cpu> ctx; Var<float, 3> x1, x2;
 //   models::DiscoNet<16, 64> net{ctx};                                  // the query encoder (trained)
 //   nn::MomentumEncoder<models::DiscoNet<16, 64>> key{ctx, net, {.momentum = 0.99, .queue_size = 256, .key_dim = 128}};
-//   ... per step:
+//   // per step:
 //   key.update(net);                      // theta_k = m theta_k + (1 - m) theta_q   (MoCo: before the keys)
 //   auto k = key.keys(x2);                // [B, 128], no graph, no gradient
 //   auto loss = key.info_nce(net(x1), k, 0.2);   // MoCo InfoNCE against the queue (k is the positive)

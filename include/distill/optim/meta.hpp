@@ -1,11 +1,12 @@
 // distill/optim/meta.hpp -- rollback snapshots and the finite-difference hyper-gradient of a one-step bilevel
 // problem (L-MCL's meta step; docs/mcl.md).
 //
-//   optim::Snapshot snap{theta, &opt};   // copies of the parameter values and the optimizer state
-//   ... virtual steps ...
-//   snap.restore();                      // bitwise: values, step counters, moment buffers
-//
-//   auto r = optim::fd_hypergradient(theta, phi, inner, outer, {.lr = 0.1});
+// snippet: fragment; includes: distill/optim/sgd.hpp; given: ParamList<float> theta, phi; optim::SGD<float> opt{theta};
+// auto inner = [] { return Var<float, 0>{}; }; auto inner_phi = inner; auto outer = inner;
+//   optim::Snapshot<float> snap{theta, &opt};   // copies of the parameter values and the optimizer state
+//   // ... virtual steps ...
+//   snap.restore();                             // bitwise: values, step counters, moment buffers
+//   auto r = optim::fd_hypergradient(theta, phi, inner, inner_phi, outer, {.lr = 0.1});
 //
 // fd_hypergradient approximates the gradient of F(phi) = L_out(theta'(phi)), theta' = theta - lr grad_theta
 // L_in(theta, phi) (one virtual plain-SGD step), by the finite-difference Hessian-vector product of DARTS (Liu et
