@@ -176,6 +176,11 @@ TEST_CASE("temperatures: 1/tau must be finite in float", "[reliability][losses]"
     REQUIRE_THROWS_WITH(losses::nt_xent(z, z, tau), Catch::Contains("is not a usable temperature"));
   REQUIRE_THROWS_WITH(losses::soft_contrastive_kl(z, z, z, z, 1e-20, 1e-20), Catch::Contains("tau * temperature"));
   REQUIRE_THROWS_WITH(losses::soft_contrastive_kl(z, z, z, z, 1.0, 1e20), Catch::Contains("T^2 loss scale"));
+  // A NaN embedding must surface as a NaN loss (never be masked into a finite value).
+  auto zn = parameter(ctx, Tensor<float, 2, Cpu>::full(Shape<2>{2, 3}, 0.5f));
+  zn.value()[1] = std::numeric_limits<float>::quiet_NaN();
+  CHECK(std::isnan(losses::nt_xent(zn, z, 0.2).value()[0]));
+  CHECK(std::isnan(losses::soft_contrastive_kl(zn, zn, z, z, 0.2, 3.0).value()[0]));
   REQUIRE(optim::checked_temperature("--tau", 0.2) == 0.2);
   REQUIRE_THROWS_WITH(optim::checked_temperature("--tau", 2e-39), Catch::StartsWith("--tau 2e-39 is not a usable"));
   REQUIRE_THROWS_WITH(optim::checked_scale("--lambda", std::nan(""), 0, 1e6), Catch::StartsWith("--lambda nan is out of range"));

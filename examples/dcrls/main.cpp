@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,7 @@ struct Args {
   std::int64_t checkpoint_every = 1;
   std::string checkpoint_unit = "epoch";
   bool quiet = false;
+  std::int64_t inject_nan_at = -1;  // test hook (hidden): a NaN in the input of this global step
 };
 
 Args parse(int argc, char** argv) {
@@ -97,6 +99,10 @@ Args parse(int argc, char** argv) {
                  "continue the run whose output directory is DIR from its state.ckpt (same options; a different "
                  "dataset, model or setting is refused)");
   app.add_flag("--quiet", a.quiet, "no per-epoch progress lines");
+  app.add_option("--inject-nan-at-step", a.inject_nan_at,
+                 "test hook: put a NaN into the input of global step N (0-based) to exercise the divergence path")
+      ->check(integer_in<std::int64_t>(0, 1'000'000'000))
+      ->group("");  // hidden from --help
   examples::parse_or_exit(app, argc, argv);
   if (a.out.empty()) a.out = a.resume.empty() ? "runs/dcrls" : a.resume;
   if (!a.resume.empty() && std::filesystem::weakly_canonical(a.resume) != std::filesystem::weakly_canonical(a.out))
@@ -167,7 +173,8 @@ int run(const Args& a) {
   while (epoch < a.epochs) {
     const auto plan = loader.epoch_plan(epoch);
     while (step < nb) {
-      const auto batch = dl::data::gather(loader.dataset(), plan[static_cast<std::size_t>(step)]);
+      auto batch = dl::data::gather(loader.dataset(), plan[static_cast<std::size_t>(step)]);
+      if (epoch * nb + step == a.inject_nan_at) batch.x.data()[0] = std::numeric_limits<float>::quiet_NaN();
       const dl::optim::TrainPosition at{epoch, step};
       if (batch.x.extent(0) >= 2) {  // a contrastive batch needs a negative; BN needs two series
         dl::models::DcrlsLoss<float, dl::Cpu> loss;

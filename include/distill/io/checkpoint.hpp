@@ -402,6 +402,7 @@ public:
     const auto version = rd(8, std::uint32_t{});
     DISTILL_CHECK(version == kCheckpointVersion, "checkpoint ", f, " has format version ", version,
                   "; this build of distill reads version ", kCheckpointVersion);
+    DISTILL_CHECK(rd(12, std::uint32_t{}) == 0, "checkpoint ", f, " is malformed: the reserved header field is not 0");
     const auto count = rd(16, std::uint64_t{});
     const auto payload_bytes = rd(24, std::uint64_t{});
     const auto stored_sum = rd(32, std::uint64_t{});
@@ -437,7 +438,8 @@ public:
       need(4, k, "dtype and rank");
       const auto tag = rdp(std::uint8_t{});
       const auto rank = rdp(std::uint8_t{});
-      rdp(std::uint16_t{});
+      DISTILL_CHECK(rdp(std::uint16_t{}) == 0, "checkpoint ", f, " is malformed: tensor '", e.name,
+                    "' has a non-zero reserved field");
       DISTILL_CHECK(tag >= 1 && tag <= 5, "checkpoint ", f, " is malformed: tensor '", e.name,
                     "' has unknown dtype tag ", int(tag));
       e.dtype = static_cast<DType>(tag);

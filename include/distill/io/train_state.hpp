@@ -239,8 +239,19 @@ public:
   void restore() {
     warnings_.clear();
     remove_stale_temporaries();
-    Checkpoint ck = load_good();
+    restore_from(load_good());
+  }
+
+  /// restore() from a checkpoint already in memory (a snapshot(), or a parsed file; the fuzz target's entry):
+  /// the configuration check, then every registered object. Warnings of a fallback are kept.
+  void restore_from(const Checkpoint& ck) {
     check_config(ck);
+    for (const auto& e : ck.entries()) {
+      bool known = e.name == "config";
+      for (const auto& p : parts_) known = known || e.name == p.name || ckpt_detail::under_prefix(e.name, p.name);
+      DISTILL_CHECK(known, "cannot resume: the training state '", ck.path().string(), "' holds a tensor '", e.name,
+                    "' that this run does not have (was it written by another program or version?)");
+    }
     for (const auto& p : parts_) p.load(ck);
   }
 
