@@ -155,13 +155,13 @@ TEST_CASE("labels map to 0..K-1 in numeric order of the training labels, shared 
   const auto tr = parse_ucr("10\t1\n9\t2\n2\t3\n10\t4\n-1\t5\n", "train");
   const auto te = parse_ucr("2\t1\n-1\t1\n10\t1\n9\t1\n", "test");
   const auto classes = ucr_classes(tr);
-  REQUIRE(classes == std::vector<double>{-1, 2, 9, 10});  // numeric, not lexicographic ("10" < "2" < "9")
+  REQUIRE(classes.values == std::vector<double>{-1, 2, 9, 10});  // numeric, not lexicographic ("10" < "2" < "9")
   const auto dtr = make_ucr_dataset(tr, classes, false);
   const auto dte = make_ucr_dataset(te, classes, false);
   REQUIRE(dtr.labels == std::vector<index_t>{3, 2, 1, 3, 0});
   REQUIRE(dte.labels == std::vector<index_t>{1, 0, 3, 2});
   REQUIRE(dtr.num_classes == 4);
-  REQUIRE(dte.class_values == classes);
+  REQUIRE(dte.class_values == classes.values);
 }
 
 TEST_CASE("malformed input raises errors naming file, line and column", "[ucr][errors]") {

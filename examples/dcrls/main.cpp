@@ -1,19 +1,24 @@
 // examples/dcrls -- DCRLS (deep contrastive learning with self-distillation) on a UCR dataset, end to end:
 // load -> two augmented views -> ResNet1D(64) + per-block heads -> NT-Xent per block + KL_T self-distillation ->
 // Adam -> frozen encoder -> linear probe, k-means RI / NMI -> metrics.json, loss.svg, embedding.svg, test embeddings
-// .npy, encoder checkpoint.
+// .npy, encoder checkpoint. The full training state is checkpointed (--checkpoint-every) and a killed run continues
+// with --resume, ending bitwise identical to an uninterrupted one (docs/reliability.md).
 //
 //   ./build/examples/dcrls --dataset GunPoint --epochs 40 --out runs/gunpoint
+//   ./build/examples/dcrls --resume runs/gunpoint          # after a kill: continue where the state was saved
 //   ./build/examples/dcrls --help
 #include <fmt/core.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "common/example.hpp"
+#include "common/cli.hpp"
 #include "distill/data/augment.hpp"
 #include "distill/data/dataset.hpp"
 #include "distill/data/ucr.hpp"
@@ -23,8 +28,10 @@
 #include "distill/io/progress.hpp"
 #include "distill/io/report.hpp"
 #include "distill/io/svg.hpp"
+#include "distill/io/train_state.hpp"
 #include "distill/models/dcrls.hpp"
 #include "distill/optim/adam.hpp"
+#include "distill/optim/divergence.hpp"
 
 namespace dl = distill;
 using dl::index_t;
@@ -33,74 +40,90 @@ namespace {
 
 struct Args {
   std::string dataset = "GunPoint";
-  std::string out = "runs/dcrls";
+  std::string out;  // default runs/dcrls, or the --resume directory
+  std::string resume;
   std::string variant = "sd";
   std::string device = "cpu";
-  index_t epochs = 40;
-  index_t batch = 64;
+  std::int64_t epochs = 40;
+  std::int64_t batch = 64;
   std::uint64_t seed = 0;
   int threads = 2;
   double lr = 1e-3, weight_decay = 1e-4;
   double tau = 0.2, temperature = 3.0, lambda_sd = 1.0;
   int probe_steps = 500;
   int kmeans_restarts = 10;
+  std::int64_t checkpoint_every = 1;
+  std::string checkpoint_unit = "epoch";
   bool quiet = false;
+  std::int64_t inject_nan_at = -1;  // test hook (hidden): a NaN in the input of this global step
 };
 
-void usage() {
-  fmt::print(
-      "dcrls: DCRLS contrastive pre-training with self-distillation on a UCR dataset, then evaluation.\n\n"
-      "usage: dcrls [options]\n"
-      "  --dataset NAME|DIR   bundled UCR name (data/ucr) or a directory with <Name>_TRAIN.tsv / _TEST.tsv\n"
-      "                       (default GunPoint; DISTILL_UCR_DIR=<archive root> resolves any archive name)\n"
-      "  --variant V          ablation ladder: last (i, last-block NT-Xent), all (ii, NT-Xent on every block),\n"
-      "                       sd (iii, DCRLS: all blocks + self-distillation; default), supervised (baseline)\n"
-      "  --epochs N           training epochs (default 40; the paper-scale runs use 300)\n"
-      "  --batch B            batch size, used as min(B, N_train) (default 64)\n"
-      "  --seed S             seed of weights, augmentations, batching and evaluation (default 0)\n"
-      "  --threads T          CPU threads (default 2)\n"
-      "  --device cpu         device (only cpu in this build; the Cuda device is exercised by the tests)\n"
-      "  --lr X --weight-decay X      Adam (default 1e-3, 1e-4)\n"
-      "  --tau X --temperature X --lambda X   NT-Xent tau (0.2), self-distillation T (3) and weight (1)\n"
-      "  --probe-steps N      linear-probe Adam steps (default 500)\n"
-      "  --out DIR            output directory (default runs/dcrls): metrics.json, metrics.csv, loss.svg,\n"
-      "                       embedding.svg (test embeddings on 2 principal components), test_z.npy / test_y.npy\n"
-      "                       (+ train), encoder.ckpt\n"
-      "  --quiet              no per-epoch progress lines\n");
-}
-
 Args parse(int argc, char** argv) {
+  using examples::integer_in;
+  using examples::real_in;
   Args a;
-  for (dl::examples::Options o(argc, argv, usage); o.next();) {
-    if (o.is("--dataset")) a.dataset = o.value();
-    else if (o.is("--out")) a.out = o.value();
-    else if (o.is("--variant")) a.variant = o.value();
-    else if (o.is("--device")) a.device = o.value();
-    else if (o.is("--epochs")) a.epochs = o.integer();
-    else if (o.is("--batch")) a.batch = o.integer();
-    else if (o.is("--seed")) a.seed = o.unsigned_integer();
-    else if (o.is("--threads")) a.threads = static_cast<int>(o.integer());
-    else if (o.is("--lr")) a.lr = o.number();
-    else if (o.is("--weight-decay")) a.weight_decay = o.number();
-    else if (o.is("--tau")) a.tau = o.number();
-    else if (o.is("--temperature")) a.temperature = o.number();
-    else if (o.is("--lambda")) a.lambda_sd = o.number();
-    else if (o.is("--probe-steps")) a.probe_steps = static_cast<int>(o.integer());
-    else if (o.is("--quiet")) a.quiet = true;
-    else o.unknown();
-  }
-  DISTILL_CHECK(a.device == "cpu", "--device ", a.device,
-                ": this example is built for the Cpu device; the Cuda device path is tested by test_cuda_train");
-  DISTILL_CHECK(a.epochs >= 1 && a.batch >= 2, "--epochs must be >= 1 and --batch >= 2");
+  CLI::App app{"DCRLS contrastive pre-training with self-distillation on a UCR dataset, then evaluation.\n"
+               "Writes to --out: metrics.json, metrics.csv, loss.svg, embedding.svg, test_z.npy, test_y.npy, train_z.npy,\n"
+               "train_y.npy, encoder.ckpt, and the training state state.ckpt (+ state.prev.ckpt, the one before).\n"
+               "Exit codes: 0 done, 1 error, 2 bad command line, 3 training diverged (last good state kept).",
+               "dcrls"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--dataset", a.dataset,
+                 "bundled UCR name (data/ucr) or a directory with <Name>_TRAIN.tsv / _TEST.tsv "
+                 "(DISTILL_UCR_DIR=<archive root> resolves any archive name)");
+  app.add_option("--variant", a.variant,
+                 "ablation ladder: last (i, last-block NT-Xent), all (ii, NT-Xent on every block), sd (iii, DCRLS: "
+                 "all blocks + self-distillation), supervised (baseline)")
+      ->check(CLI::IsMember({"last", "all", "sd", "supervised", "sup"}));
+  app.add_option("--epochs", a.epochs, "training epochs (the paper-scale runs use 300)")
+      ->check(integer_in<std::int64_t>(1, 1'000'000));
+  app.add_option("--batch", a.batch, "batch size, used as min(B, N_train)")->check(integer_in<std::int64_t>(2, 1'000'000));
+  app.add_option("--seed", a.seed, "seed of weights, augmentations, batching and evaluation")
+      ->check(integer_in<std::uint64_t>(0, std::numeric_limits<std::uint64_t>::max()));
+  app.add_option("--threads", a.threads, "CPU threads (more than the machine's cores: clamped, with a warning)")
+      ->check(integer_in<int>(1, 4096));
+  app.add_option("--device", a.device, "device (only cpu in this build; the Cuda device is exercised by the tests)")
+      ->check(CLI::IsMember({"cpu"}));
+  app.add_option("--lr", a.lr, "Adam learning rate")->check(real_in(0, 10, true));
+  app.add_option("--weight-decay", a.weight_decay, "Adam L2 weight decay")->check(real_in(0, 10));
+  app.add_option("--tau", a.tau, "NT-Xent temperature")->check(examples::temperature());
+  app.add_option("--temperature", a.temperature, "self-distillation temperature T")->check(examples::temperature());
+  app.add_option("--lambda", a.lambda_sd, "self-distillation weight")->check(real_in(0, 1e6));
+  app.add_option("--probe-steps", a.probe_steps, "linear-probe Adam steps")->check(integer_in<int>(1, 10'000'000));
+  app.add_option("--out", a.out, "output directory (default runs/dcrls; with --resume, the resumed directory)");
+  app.add_option("--checkpoint-every", a.checkpoint_every,
+                 "save the training state every N epochs or steps (see --checkpoint-unit); 0: only at the end")
+      ->check(integer_in<std::int64_t>(0, 1'000'000'000));
+  app.add_option("--checkpoint-unit", a.checkpoint_unit, "unit of --checkpoint-every")
+      ->check(CLI::IsMember({"epoch", "step"}));
+  app.add_option("--resume", a.resume,
+                 "continue the run whose output directory is DIR from its state.ckpt (same options; a different "
+                 "dataset, model or setting is refused)");
+  app.add_flag("--quiet", a.quiet, "no per-epoch progress lines");
+  app.add_option("--inject-nan-at-step", a.inject_nan_at,
+                 "test hook: put a NaN into the input of global step N (0-based) to exercise the divergence path")
+      ->check(integer_in<std::int64_t>(0, 1'000'000'000))
+      ->group("");  // hidden from --help
+  examples::parse_or_exit(app, argc, argv);
+  if (a.out.empty()) a.out = a.resume.empty() ? "runs/dcrls" : a.resume;
+  if (!a.resume.empty() && std::filesystem::weakly_canonical(a.resume) != std::filesystem::weakly_canonical(a.out))
+    DISTILL_FAIL("--resume '", a.resume, "' and --out '", a.out,
+                 "' differ; a resumed run continues in its own directory (leave out --out)");
+  a.threads = examples::clamp_threads("dcrls", a.threads);
   return a;
 }
 
 int run(const Args& a) {
   namespace fs = std::filesystem;
+  examples::prepare_output_dir("--out", a.out);  // before any work: a bad --out fails now, not after training
+  const std::string dir = a.out + "/";
+  for (const char* stale : {"metrics.json", "metrics.csv"}) fs::remove(dir + stale);  // never left from a failed run
+
   dl::Context<dl::Cpu> ctx(a.threads, a.seed);
   const auto variant = dl::models::parse_variant(a.variant);
-  const auto splits = dl::data::load_ucr(a.dataset);
+  const auto splits = dl::data::load_ucr(a.dataset);  // TEST length and labels checked against TRAIN
   const auto& train = splits.train;
+  dl::data::require_trainable(train, "dcrls");
   fmt::print("dcrls: {} ({} train / {} test series, length {}, {} classes), variant {}, {} epochs, {} threads, "
              "cpu kernels {}\n",
              train.name, train.size(), splits.test.size(), train.length(), train.num_classes,
@@ -108,55 +131,99 @@ int run(const Args& a) {
 
   dl::models::DcrlsConfig cfg{variant, a.tau, a.temperature, a.lambda_sd};
   dl::models::Dcrls<64> model(ctx, cfg, train.num_classes);
-  dl::optim::Adam opt{model.trainable(), {.lr = a.lr, .weight_decay = a.weight_decay}};
+  auto trainable = model.trainable();
+  dl::optim::Adam opt{trainable, {.lr = a.lr, .weight_decay = a.weight_decay}};
 
-  dl::data::DataLoader loader(train, {.batch_size = std::min(a.batch, train.size()), .shuffle = true, .drop_last = true},
+  dl::data::DataLoader loader(train, {.batch_size = std::min<index_t>(a.batch, train.size()), .shuffle = true, .drop_last = true},
                               ctx.make_rng(1));
   dl::CounterRng aug_rng = ctx.make_rng(2);
   const auto view1 = dl::data::AugmentConfig::dcrls_view1();
   const auto view2 = dl::data::AugmentConfig::dcrls_view2();
 
+  // Everything the rest of the run depends on: the training state.
+  std::int64_t epoch = 0, step = 0, items = 0, steps = 0;
+  double sum = 0, sum_dc = 0, sum_sd = 0;
   std::vector<double> loss_curve, dc_curve, sd_curve;
+  dl::io::TrainState state(a.out);
+  using Match = dl::io::TrainState::Match;
+  const auto loc = dl::data::resolve_ucr(a.dataset);
+  state.config("program", "dcrls").config("model", "Dcrls<64> ResNet1D(64) + 3 MLP heads")
+      .config("dataset", train.name).config("train_file", dl::io::file_fingerprint(loc.train_path()))
+      .config("variant", dl::models::variant_name(variant)).config("epochs", a.epochs).config("batch", a.batch)
+      .config("seed", a.seed).config("lr", a.lr).config("weight_decay", a.weight_decay).config("tau", a.tau)
+      .config("temperature", a.temperature).config("lambda", a.lambda_sd).config("threads", a.threads, Match::Warn);
+  state.add_module("model", model).add_optimizer("adam", opt).add_rng("rng.init", ctx.rng()).add_rng("rng.aug", aug_rng)
+      .add_loader("loader", loader, epoch, step).add_value("epoch.items", items).add_value("epoch.steps", steps)
+      .add_value("epoch.loss", sum).add_value("epoch.l_dc", sum_dc).add_value("epoch.l_sd", sum_sd)
+      .add_series("curve.loss", loss_curve).add_series("curve.l_dc", dc_curve).add_series("curve.l_sd", sd_curve);
+  if (!a.resume.empty()) {
+    state.restore();
+    for (const auto& w : state.warnings()) fmt::print(stderr, "dcrls: warning: {}\n", w);
+    fmt::print("dcrls: resumed from {} at epoch {}, step {}\n", state.file().string(), epoch + 1, step + 1);
+  }
+
+  const std::int64_t nb = loader.num_batches();
+  auto due = [&](bool epoch_end) {
+    if (a.checkpoint_every == 0) return false;
+    if (a.checkpoint_unit == "step") return (epoch * nb + step) % a.checkpoint_every == 0;
+    return epoch_end && epoch % a.checkpoint_every == 0;
+  };
   dl::io::ProgressMeter meter(a.epochs, "dcrls");
   const auto t0 = std::chrono::steady_clock::now();
   model.train(true);
-  for (index_t epoch = 1; epoch <= a.epochs; ++epoch) {
-    double sum = 0, sum_dc = 0, sum_sd = 0;
-    index_t items = 0, steps = 0;
-    for (const auto& batch : loader.epoch(epoch - 1)) {
-      if (batch.x.extent(0) < 2) continue;  // a contrastive batch needs a negative; BN needs two series
-      dl::models::DcrlsLoss<float, dl::Cpu> loss;
-      if (variant == dl::models::DcrlsVariant::Supervised) {
-        std::vector<int> y(batch.labels.begin(), batch.labels.end());
-        auto v = dl::data::augment(batch.x, view1, aug_rng, batch.lengths);
-        loss = model.supervised_loss(dl::constant(ctx, std::move(v)), y);
-      } else {
-        auto views = dl::data::make_two_views(batch, view1, view2, aug_rng);
-        loss = model.contrastive_loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
+  while (epoch < a.epochs) {
+    const auto plan = loader.epoch_plan(epoch);
+    while (step < nb) {
+      auto batch = dl::data::gather(loader.dataset(), plan[static_cast<std::size_t>(step)]);
+      if (epoch * nb + step == a.inject_nan_at) batch.x.data()[0] = std::numeric_limits<float>::quiet_NaN();
+      const dl::optim::TrainPosition at{epoch, step};
+      if (batch.x.extent(0) >= 2) {  // a contrastive batch needs a negative; BN needs two series
+        dl::models::DcrlsLoss<float, dl::Cpu> loss;
+        if (variant == dl::models::DcrlsVariant::Supervised) {
+          std::vector<int> y(batch.labels.begin(), batch.labels.end());
+          auto v = dl::data::augment(batch.x, view1, aug_rng, batch.lengths);
+          loss = model.supervised_loss(dl::constant(ctx, std::move(v)), y);
+        } else {
+          auto views = dl::data::make_two_views(batch, view1, view2, aug_rng);
+          loss = model.contrastive_loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
+        }
+        dl::optim::require_finite(loss.contrastive, variant == dl::models::DcrlsVariant::Supervised ? "CE" : "L_DC", at);
+        dl::optim::require_finite(loss.distillation, "L_SD", at);
+        dl::optim::require_finite(loss.total.value()[0], "total", at);
+        opt.zero_grad();
+        loss.total.backward();
+        dl::optim::require_finite_gradients(trainable, at);
+        opt.step();
+        dl::optim::require_finite_values(trainable, at);
+        sum += loss.total.value()[0];
+        sum_dc += loss.contrastive;
+        sum_sd += loss.distillation;
+        items += batch.x.extent(0);
+        ++steps;
       }
-      opt.zero_grad();
-      loss.total.backward();
-      opt.step();
-      sum += loss.total.value()[0];
-      sum_dc += loss.contrastive;
-      sum_sd += loss.distillation;
-      items += batch.x.extent(0);
-      ++steps;
+      ++step;
+      const bool epoch_end = step == nb;
+      if (epoch_end) {  // close the epoch before a checkpoint, so the saved position is (epoch + 1, 0)
+        const double n = double(std::max<std::int64_t>(1, steps));
+        loss_curve.push_back(sum / n);
+        dc_curve.push_back(sum_dc / n);
+        sd_curve.push_back(sum_sd / n);
+        const std::string line = meter.tick(epoch + 1, sum / n, items);
+        if (!a.quiet && (epoch == 0 || epoch + 1 == a.epochs || (epoch + 1) % std::max<std::int64_t>(1, a.epochs / 10) == 0))
+          fmt::print("{}\n", line);
+        ++epoch;
+        step = items = steps = 0;
+        sum = sum_dc = sum_sd = 0;
+      }
+      if (due(epoch_end)) state.save();
+      if (epoch_end) break;
     }
-    const double n = double(std::max<index_t>(1, steps));
-    loss_curve.push_back(sum / n);
-    dc_curve.push_back(sum_dc / n);
-    sd_curve.push_back(sum_sd / n);
-    const std::string line = meter.tick(epoch, sum / n, items);
-    if (!a.quiet && (epoch == 1 || epoch == a.epochs || epoch % std::max<index_t>(1, a.epochs / 10) == 0))
-      fmt::print("{}\n", line);
   }
+  state.save();  // the finished state: a --resume of a finished run only re-evaluates
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // Frozen encoder -> evaluation on the test split.
   model.train(false);
-  fs::create_directories(a.out);
-  const std::string dir = a.out + "/";
   dl::io::Record tags;
   tags.set("method", "dcrls").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed))
       .set("epochs", double(a.epochs)).set("train_seconds", train_s).set("final_loss", loss_curve.back())
@@ -186,7 +253,7 @@ int run(const Args& a) {
   fmt::print("trained {} epochs in {:.1f} s; evaluation {:.1f} s\n", a.epochs, train_s, eval_s);
   if (sup_acc >= 0) fmt::print("supervised classifier acc {:.3f}\n", sup_acc);
   fmt::print("linear probe acc {:.3f}   k-means RI {:.3f}  NMI {:.3f}   -> {}{{metrics.json, loss.svg, embedding.svg, "
-             "test_z.npy, encoder.ckpt}}\n",
+             "test_z.npy, encoder.ckpt, state.ckpt}}\n",
              r.probe_accuracy, r.kmeans_ri, r.kmeans_nmi, dir);
   return 0;
 }
@@ -194,5 +261,15 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return dl::examples::guarded_main("dcrls", [&] { return run(parse(argc, argv)); });
+  examples::line_buffer_stdout();
+  try {
+    return run(parse(argc, argv));
+  } catch (const dl::optim::DivergenceError& e) {
+    fmt::print(stderr, "dcrls: {}\ndcrls: no metrics were written; the last good training state is kept for --resume\n",
+               e.what());
+    return examples::kExitDiverged;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "dcrls: {}\n", e.what());
+    return examples::kExitError;
+  }
 }

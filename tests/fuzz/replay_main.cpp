@@ -32,6 +32,6 @@ int main(int argc, char** argv) {
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
   }
-  std::printf("fuzz_ucr_replay: %zu inputs ran without a crash\n", files.size());
+  std::printf("%s: %zu inputs ran without a crash\n", fs::path(argv[0]).filename().c_str(), files.size());
   return 0;
 }

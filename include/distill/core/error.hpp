@@ -1,7 +1,8 @@
 // distill/core/error.hpp -- the one error type and the checking macros.
 //
-// Every runtime check in distill throws distill::Error with the source location of the check and a message
-// that names the shapes or values at fault. Compile-time facts (rank, dtype, device, a layer's channel counts)
+// Every runtime check in distill throws distill::Error with a message that names the shapes, values, options or
+// files at fault, followed by the source location of the check: "what is wrong (distill: file:line)". The
+// message leads, the location follows, so a user reads what they did wrong first. Compile-time facts (rank, dtype, device, a layer's channel counts)
 // are checked with static_assert instead.
 #pragma once
 
@@ -21,15 +22,15 @@ namespace detail {
 template <class... Args>
 [[noreturn]] inline void fail(const char* file, int line, Args&&... args) {
   std::ostringstream os;
-  os << "distill error at " << file << ":" << line << ": ";
   (os << ... << std::forward<Args>(args));
+  os << " (distill: " << file << ":" << line << ")";
   throw Error(os.str());
 }
 }  // namespace detail
 
 }  // namespace distill
 
-/// DISTILL_CHECK(cond, msg...): throw distill::Error naming this file and line when `cond` is false.
+/// DISTILL_CHECK(cond, msg...): throw distill::Error with the message, then this file and line, when `cond` is false.
 /// The message pieces are streamed with operator<<, so shapes print as "[2, 3, 5]".
 #define DISTILL_CHECK(cond, ...)                                                                             \
   do {                                                                                                       \

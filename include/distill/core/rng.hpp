@@ -45,8 +45,11 @@ public:
   constexpr CounterRng split(std::uint64_t stream) const { return CounterRng(mix(seed_ ^ stream_), stream); }
 
   constexpr std::uint64_t seed() const { return seed_; }
+  constexpr std::uint64_t stream() const { return stream_; }
   constexpr std::uint64_t counter() const { return counter_; }
   constexpr void set_counter(std::uint64_t c) { counter_ = c; }
+  /// The whole state is (seed, stream, counter): two generators with equal state draw the same sequence.
+  friend constexpr bool operator==(const CounterRng&, const CounterRng&) = default;
 
 private:
   std::uint64_t seed_ = 0;

@@ -18,6 +18,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "distill/core/error.hpp"
@@ -97,6 +98,24 @@ struct Dataset {
 };
 
 /// A batch: the series (copied out of the dataset), their labels, true lengths and dataset indices.
+/// What a method needs of its data, checked before any training starts.
+struct DataRequirements {
+  index_t min_series = 2;   // contrastive batches need a negative, batch norm two series
+  index_t min_classes = 2;  // a linear probe / clustering score needs two classes
+};
+
+/// Throws distill::Error naming the dataset and the method when `ds` has fewer series or classes (classes
+/// that actually occur) than `req` asks; called by the examples right after loading, before training.
+inline void require_trainable(const Dataset& ds, std::string_view method, DataRequirements req = {}) {
+  index_t present = 0;
+  for (index_t c : ds.class_counts()) present += c > 0;
+  DISTILL_CHECK(ds.size() >= req.min_series, "dataset '", ds.name, "' has ", ds.size(), " training series but ",
+                method, " needs at least ", req.min_series);
+  DISTILL_CHECK(present >= req.min_classes, "dataset '", ds.name, "' has ", present, " class", present == 1 ? "" : "es",
+                " in its training split but ", method, " needs at least ", req.min_classes,
+                " (its evaluation separates classes)");
+}
+
 struct Batch {
   Tensor<float, 3, Cpu> x;  // [B, C, L]
   std::vector<index_t> labels;

@@ -4,7 +4,12 @@
 // Values are decimals or exponent form; `NaN` marks a missing value.
 //
 //   * Labels are mapped to 0..K-1 in sorted numeric order of the labels found in the TRAIN file; the test
-//     file uses the same map, and a test label absent from train is an error.
+//     file uses the same map, and a test label absent from train is an error. Label identity is exact: a label
+//     is kept as its decimal text reduced to (sign, significant digits, exponent), so 9007199254740992 and
+//     9007199254740993 are two classes (as doubles they would be one) and 1, 1.0 and 1e0 are one.
+//   * TEST and TRAIN must have the same series length after the padding rule below: for fixed-length sets the
+//     column counts must agree (an error names both files and both lengths); when either split has varying
+//     lengths, the narrower split is padded like a shorter series to the wider one's column count.
 //   * Varying-length sets pad a shorter series with trailing NaN: the true length (last non-NaN + 1) is kept,
 //     and the padding becomes 0 (see data/dataset.hpp for the batch rule).
 //   * NaN inside a series (before its last value) is filled by linear interpolation between its neighbours;
@@ -48,7 +53,8 @@ struct UcrTable {
   std::string source;            // file name used in error messages
   index_t rows = 0;              // series (= data lines; line of row r is r + 1)
   index_t cols = 0;              // values per line (label excluded)
-  std::vector<double> labels;    // raw label of each row
+  std::vector<double> labels;    // raw label of each row (nearest double; for display and arithmetic)
+  std::vector<std::string> label_keys;  // exact label of each row (see ucr_detail::label_key)
   std::vector<float> values;     // rows * cols, row-major, NaN as read
   std::vector<index_t> lengths;  // true length of each row: index of its last non-NaN value + 1
 };
@@ -84,6 +90,67 @@ inline bool parse_double(std::string_view tok, double& out, bool& range) {
     return false;
   }
   return r.ec == std::errc() && r.ptr == e;
+}
+
+/// The exact identity of a decimal label: "<sign><significant digits>e<exponent>" with value 0.d1d2... x 10^e,
+/// no leading or trailing zero digits ("0" for zero). Two labels are one class iff their keys are equal.
+/// `tok` must already have parsed as a finite double.
+inline std::string label_key(std::string_view tok) {
+  std::size_t i = 0;
+  bool neg = false;
+  if (i < tok.size() && (tok[i] == '+' || tok[i] == '-')) neg = tok[i++] == '-';
+  std::string digits;
+  long long exp10 = 0;  // position of the decimal point relative to the start of `digits`
+  bool seen_point = false, leading = true;
+  for (; i < tok.size() && tok[i] != 'e' && tok[i] != 'E'; ++i) {
+    const char c = tok[i];
+    if (c == '.') {
+      seen_point = true;
+      continue;
+    }
+    if (leading && c == '0') {
+      if (seen_point) --exp10;  // 0.00d: each zero after the point moves the first digit right
+      continue;
+    }
+    leading = false;
+    digits += c;
+    if (!seen_point) ++exp10;
+  }
+  if (i < tok.size()) {  // exponent: clamp its magnitude (the value is a finite double, so it is bounded anyway)
+    long long e = 0;
+    bool eneg = false;
+    ++i;
+    if (i < tok.size() && (tok[i] == '+' || tok[i] == '-')) eneg = tok[i++] == '-';
+    for (; i < tok.size(); ++i) e = std::min<long long>(e * 10 + (tok[i] - '0'), 1'000'000'000);
+    exp10 += eneg ? -e : e;
+  }
+  while (!digits.empty() && digits.back() == '0') digits.pop_back();
+  if (digits.empty()) return "0";
+  return std::string(neg ? "-" : "") + digits + "e" + std::to_string(exp10);
+}
+
+/// Exact numeric order of two label keys.
+inline bool label_key_less(const std::string& a, const std::string& b) {
+  auto split = [](const std::string& k, int& sign, std::string& d, long long& e) {
+    if (k == "0") {
+      sign = 0;
+      return;
+    }
+    sign = k[0] == '-' ? -1 : 1;
+    const std::size_t at = k.find('e');
+    d = k.substr(sign < 0 ? 1 : 0, at - (sign < 0 ? 1 : 0));
+    e = std::stoll(k.substr(at + 1));
+  };
+  int sa = 0, sb = 0;
+  std::string da, db;
+  long long ea = 0, eb = 0;
+  split(a, sa, da, ea);
+  split(b, sb, db, eb);
+  if (sa != sb) return sa < sb;
+  if (sa == 0) return false;
+  const bool mag_less = ea != eb ? ea < eb : da < db;  // magnitude order (digits have no trailing zeros)
+  const bool mag_equal = ea == eb && da == db;
+  return sa > 0 ? mag_less : !mag_less && !mag_equal;
 }
 
 }  // namespace ucr_detail
@@ -135,6 +202,7 @@ inline UcrTable parse_ucr(std::string_view text, std::string_view source = "<mem
       if (field == 0) {
         if (!std::isfinite(v)) fail_at(source, line_no, col, "the label " + quoted(tok) + " is not a finite number");
         t.labels.push_back(v);
+        t.label_keys.push_back(ucr_detail::label_key(tok[0] == '+' ? tok.substr(1) : tok));
       } else {
         if (t.rows > 0 && field > t.cols)
           fail_at(source, line_no, col,
@@ -178,11 +246,26 @@ inline UcrTable read_ucr_file(const std::string& path) {
   return parse_ucr(text, path);
 }
 
+/// The classes of a UCR set: the distinct exact labels of its TRAIN table in numeric order (class id k is the
+/// k-th smallest), with their nearest doubles.
+struct UcrClasses {
+  std::vector<std::string> keys;  // ucr_detail::label_key of each class
+  std::vector<double> values;     // the label as a double (two classes may share one: use keys for identity)
+  std::size_t size() const noexcept { return keys.size(); }
+};
+
 /// Sorted distinct labels of a table (the class order: class id k is the k-th smallest train label).
-inline std::vector<double> ucr_classes(const UcrTable& t) {
-  std::vector<double> c(t.labels);
-  std::sort(c.begin(), c.end());
-  c.erase(std::unique(c.begin(), c.end()), c.end());
+inline UcrClasses ucr_classes(const UcrTable& t) {
+  std::vector<std::size_t> order(t.label_keys.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return ucr_detail::label_key_less(t.label_keys[a], t.label_keys[b]); });
+  UcrClasses c;
+  for (std::size_t i : order)
+    if (c.keys.empty() || c.keys.back() != t.label_keys[i]) {
+      c.keys.push_back(t.label_keys[i]);
+      c.values.push_back(t.labels[i]);
+    }
   return c;
 }
 
@@ -245,33 +328,37 @@ inline bool needs_z_normalization(const UcrTable& train) {
   return false;
 }
 
-/// Builds a Dataset from a parsed table: labels mapped through `classes` (sorted train labels), missing
-/// values filled, padding zeroed, optionally z-normalised.
-inline Dataset make_ucr_dataset(const UcrTable& t, const std::vector<double>& classes, bool normalize,
-                                std::string name = {}) {
+/// Builds a Dataset from a parsed table: labels mapped through `classes` (sorted exact train labels), missing
+/// values filled, padding zeroed, optionally z-normalised. `width` (>= t.cols; 0: t.cols) pads every series
+/// with zeros to that many columns, as the varying-length rule pads a shorter series.
+inline Dataset make_ucr_dataset(const UcrTable& t, const UcrClasses& classes, bool normalize, std::string name = {},
+                                index_t width = 0) {
+  if (width == 0) width = t.cols;
+  DISTILL_CHECK(width >= t.cols, "make_ucr_dataset: width ", width, " is narrower than the ", t.cols, " columns of '",
+                t.source, "'");
   Dataset d;
   d.name = name.empty() ? t.source : std::move(name);
   d.num_classes = static_cast<index_t>(classes.size());
-  d.class_values = classes;
+  d.class_values = classes.values;
   d.z_normalized = normalize;
-  d.x = Tensor<float, 3, Cpu>::zeros({t.rows, 1, t.cols});
+  d.x = Tensor<float, 3, Cpu>::zeros({t.rows, 1, width});
   d.labels.resize(static_cast<std::size_t>(t.rows));
   d.lengths = t.lengths;
   for (index_t r = 0; r < t.rows; ++r) {
-    const double lab = t.labels[static_cast<std::size_t>(r)];
-    auto it = std::lower_bound(classes.begin(), classes.end(), lab);
-    if (it == classes.end() || *it != lab) {
+    const std::string& lab = t.label_keys[static_cast<std::size_t>(r)];
+    auto it = std::lower_bound(classes.keys.begin(), classes.keys.end(), lab, ucr_detail::label_key_less);
+    if (it == classes.keys.end() || *it != lab) {
       std::ostringstream cls;
-      for (std::size_t k = 0; k < classes.size() && k < 16; ++k) cls << (k ? ", " : "") << classes[k];
+      for (std::size_t k = 0; k < classes.size() && k < 16; ++k) cls << (k ? ", " : "") << classes.values[k];
       if (classes.size() > 16) cls << ", ...";
       std::ostringstream lab_s;
-      lab_s << lab;
+      lab_s << t.labels[static_cast<std::size_t>(r)];
       ucr_detail::fail_at(t.source, r + 1, 1,
                           "label " + lab_s.str() + " does not occur in the training file (its classes: " + cls.str() + ")");
     }
-    d.labels[static_cast<std::size_t>(r)] = static_cast<index_t>(it - classes.begin());
+    d.labels[static_cast<std::size_t>(r)] = static_cast<index_t>(it - classes.keys.begin());
     const index_t len = t.lengths[static_cast<std::size_t>(r)];
-    float* dst = d.x.data() + r * t.cols;
+    float* dst = d.x.data() + r * width;
     std::copy(t.values.begin() + r * t.cols, t.values.begin() + r * t.cols + len, dst);
     fill_missing(dst, len);
     if (normalize) z_normalize(dst, len);
@@ -357,24 +444,41 @@ struct UcrSplits {
   Dataset test;
 };
 
-/// Both splits of a UCR set, with one label map (from TRAIN) and one normalisation decision (from TRAIN).
+/// The common column count of a TRAIN and a TEST table (see the header comment): equal counts, or the larger
+/// one when either split has varying lengths. Throws naming both sources when fixed-length splits disagree.
+inline index_t ucr_common_width(const UcrTable& train, const UcrTable& test) {
+  if (train.cols == test.cols) return train.cols;
+  auto varying = [](const UcrTable& t) {
+    return std::any_of(t.lengths.begin(), t.lengths.end(), [&](index_t l) { return l != t.cols; });
+  };
+  DISTILL_CHECK(varying(train) || varying(test), "the TEST file '", test.source, "' has series of length ", test.cols,
+                " but the TRAIN file '", train.source, "' has series of length ", train.cols,
+                "; both splits of a fixed-length set must have the same length");
+  return std::max(train.cols, test.cols);
+}
+
+/// Both splits of a UCR set, with one label map (from TRAIN), one normalisation decision (from TRAIN) and one
+/// series length (ucr_common_width).
 inline UcrSplits load_ucr(const std::string& name_or_path, const UcrOptions& opt = {}) {
   const UcrLocation loc = resolve_ucr(name_or_path, opt.root);
   const UcrTable tr = read_ucr_file(loc.train_path());
   const UcrTable te = read_ucr_file(loc.test_path());
+  const index_t width = ucr_common_width(tr, te);
   const auto classes = ucr_classes(tr);
   const bool norm = opt.znorm == ZNorm::Always || (opt.znorm == ZNorm::Auto && needs_z_normalization(tr));
-  return {make_ucr_dataset(tr, classes, norm, loc.name), make_ucr_dataset(te, classes, norm, loc.name)};
+  return {make_ucr_dataset(tr, classes, norm, loc.name, width), make_ucr_dataset(te, classes, norm, loc.name, width)};
 }
 
-/// One split. The TEST split still reads the TRAIN file for the label map and the normalisation decision.
+/// One split. Both files are read: the label map and the normalisation decision come from TRAIN, and the
+/// lengths of the two splits are checked against each other.
 inline Dataset load_ucr(const std::string& name_or_path, Split split, const UcrOptions& opt = {}) {
   const UcrLocation loc = resolve_ucr(name_or_path, opt.root);
   const UcrTable tr = read_ucr_file(loc.train_path());
+  const UcrTable te = read_ucr_file(loc.test_path());
+  const index_t width = ucr_common_width(tr, te);
   const auto classes = ucr_classes(tr);
   const bool norm = opt.znorm == ZNorm::Always || (opt.znorm == ZNorm::Auto && needs_z_normalization(tr));
-  if (split == Split::Train) return make_ucr_dataset(tr, classes, norm, loc.name);
-  return make_ucr_dataset(read_ucr_file(loc.test_path()), classes, norm, loc.name);
+  return make_ucr_dataset(split == Split::Train ? tr : te, classes, norm, loc.name, width);
 }
 
 }  // namespace distill::data

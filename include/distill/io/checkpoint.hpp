@@ -21,13 +21,15 @@
 //          32  u64 FNV-1a-64 checksum of the payload
 //          40  payload: per tensor, in order
 //                u32 name length, name bytes (UTF-8, no terminator)
-//                u8 dtype tag (1 float32, 2 float64, 3 int32, 4 int64), u8 rank, u16 reserved (0)
+//                u8 dtype tag (1 float32, 2 float64, 3 int32, 4 int64, 5 uint8), u8 rank, u16 reserved (0)
 //                rank x i64 extents
 //                numel x sizeof(dtype) bytes of row-major data
 // save() writes a temporary file in the destination's directory, fsyncs it, renames it over the destination
 // (std::filesystem::rename, atomic on POSIX) and fsyncs the directory: a reader sees the old file or the new
 // one, never a partial one, and a failed save leaves no temporary behind. load() refuses a file that is
-// truncated, has extra bytes, a wrong magic or version, or a payload whose checksum differs; load_module()
+// truncated, has extra bytes, a wrong magic or version, or a payload whose checksum differs; every extent, the
+// product of a tensor's extents and its byte size are checked for overflow and against the bytes that remain
+// before anything is allocated, and a path that is a directory or a special file is refused by name; load_module()
 // refuses a missing tensor, a dtype, rank or shape mismatch (naming the tensor and both shapes) and, when
 // strict, a tensor in the file that the module does not have. Every message names the file.
 // Cuda modules and optimizers are saved and loaded through host copies on their first parameter's context.
@@ -54,13 +56,14 @@
 #include "distill/autograd/var.hpp"
 #include "distill/core/error.hpp"
 #include "distill/core/tensor.hpp"
+#include "distill/io/file.hpp"
 
 namespace distill::io {
 
 static_assert(std::endian::native == std::endian::little,
               "distill checkpoints are written in little-endian byte order; this host is big-endian.");
 
-enum class DType : std::uint8_t { Float32 = 1, Float64 = 2, Int32 = 3, Int64 = 4 };
+enum class DType : std::uint8_t { Float32 = 1, Float64 = 2, Int32 = 3, Int64 = 4, UInt8 = 5 };
 
 inline const char* dtype_name(DType d) {
   switch (d) {
@@ -68,10 +71,13 @@ inline const char* dtype_name(DType d) {
     case DType::Float64: return "float64";
     case DType::Int32: return "int32";
     case DType::Int64: return "int64";
+    case DType::UInt8: return "uint8";
   }
   return "unknown";
 }
-inline std::size_t dtype_size(DType d) { return (d == DType::Float32 || d == DType::Int32) ? 4 : 8; }
+inline std::size_t dtype_size(DType d) {
+  return d == DType::UInt8 ? 1 : (d == DType::Float32 || d == DType::Int32) ? 4 : 8;
+}
 
 template <class T>
 constexpr DType dtype_of() {
@@ -79,7 +85,8 @@ constexpr DType dtype_of() {
   else if constexpr (std::is_same_v<T, double>) return DType::Float64;
   else if constexpr (std::is_same_v<T, std::int32_t>) return DType::Int32;
   else if constexpr (std::is_same_v<T, std::int64_t>) return DType::Int64;
-  else static_assert(dependent_false<T>, "checkpoint: only float, double, int32 and int64 tensors can be stored.");
+  else if constexpr (std::is_same_v<T, std::uint8_t>) return DType::UInt8;
+  else static_assert(dependent_false<T>, "checkpoint: only float, double, int32, int64 and uint8 tensors can be stored.");
 }
 
 inline constexpr char kCheckpointMagic[8] = {'D', 'S', 'T', 'L', 'C', 'K', 'P', 'T'};
@@ -395,6 +402,7 @@ public:
     const auto version = rd(8, std::uint32_t{});
     DISTILL_CHECK(version == kCheckpointVersion, "checkpoint ", f, " has format version ", version,
                   "; this build of distill reads version ", kCheckpointVersion);
+    DISTILL_CHECK(rd(12, std::uint32_t{}) == 0, "checkpoint ", f, " is malformed: the reserved header field is not 0");
     const auto count = rd(16, std::uint64_t{});
     const auto payload_bytes = rd(24, std::uint64_t{});
     const auto stored_sum = rd(32, std::uint64_t{});
@@ -403,6 +411,9 @@ public:
                   " payload bytes but only ", have, " follow it");
     DISTILL_CHECK(have == payload_bytes, "checkpoint ", f, " has ", have - payload_bytes,
                   " unexpected bytes after the ", payload_bytes, "-byte payload");
+    // Every tensor takes at least 8 bytes (name length, dtype, rank, reserved): a larger count is a lie.
+    DISTILL_CHECK(count <= payload_bytes / 8, "checkpoint ", f, " is malformed: the header announces ", count,
+                  " tensors, more than its ", payload_bytes, "-byte payload can hold");
     const unsigned char* p = data.data() + kCheckpointHeaderBytes;
     const std::uint64_t sum = fnv1a64(p, payload_bytes);
     DISTILL_CHECK(sum == stored_sum, "checkpoint ", f, " is corrupted: the payload checksum is 0x", std::hex, sum,
@@ -427,22 +438,28 @@ public:
       need(4, k, "dtype and rank");
       const auto tag = rdp(std::uint8_t{});
       const auto rank = rdp(std::uint8_t{});
-      rdp(std::uint16_t{});
-      DISTILL_CHECK(tag >= 1 && tag <= 4, "checkpoint ", f, " is malformed: tensor '", e.name,
+      DISTILL_CHECK(rdp(std::uint16_t{}) == 0, "checkpoint ", f, " is malformed: tensor '", e.name,
+                    "' has a non-zero reserved field");
+      DISTILL_CHECK(tag >= 1 && tag <= 5, "checkpoint ", f, " is malformed: tensor '", e.name,
                     "' has unknown dtype tag ", int(tag));
       e.dtype = static_cast<DType>(tag);
       need(8u * rank, k, "extents");
+      // Extents, their product and the byte size are checked for overflow and against the bytes left before
+      // anything is allocated (a crafted 2^32 x 2^32 tensor must not wrap around to 0 elements).
       std::uint64_t numel = 1;
+      bool overflow = false;
       for (int i = 0; i < rank; ++i) {
         const auto x = rdp(std::int64_t{});
         DISTILL_CHECK(x >= 0, "checkpoint ", f, " is malformed: tensor '", e.name, "' has a negative extent ", x);
         e.shape.push_back(x);
-        numel *= static_cast<std::uint64_t>(x);
+        overflow = overflow || __builtin_mul_overflow(numel, static_cast<std::uint64_t>(x), &numel);
       }
-      const std::uint64_t nbytes = numel * dtype_size(e.dtype);
-      DISTILL_CHECK(numel <= payload_bytes && off + nbytes <= payload_bytes, "checkpoint ", f,
-                    " is malformed: the data of tensor '", e.name, "' (shape ", ckpt_detail::shape_str(e.shape),
-                    ") runs past the end of the payload");
+      std::uint64_t nbytes = 0;
+      overflow = overflow || __builtin_mul_overflow(numel, dtype_size(e.dtype), &nbytes);
+      DISTILL_CHECK(!overflow && nbytes <= payload_bytes - off, "checkpoint ", f, " is malformed: tensor '", e.name,
+                    "' has shape ", ckpt_detail::shape_str(e.shape), " (", overflow ? "more elements than 2^64" :
+                    std::to_string(nbytes) + " bytes", ") but only ", payload_bytes - off,
+                    " payload bytes remain");
       e.bytes.assign(p + off, p + off + nbytes);
       off += nbytes;
       DISTILL_CHECK(!ck.contains(e.name), "checkpoint ", f, " is malformed: tensor '", e.name, "' appears twice");
@@ -456,6 +473,7 @@ public:
 
   /// Read and verify a checkpoint file.
   static Checkpoint load(const std::filesystem::path& file) {
+    require_regular_file(file, "checkpoint");
     std::ifstream in(file, std::ios::binary | std::ios::ate);
     DISTILL_CHECK(in.good(), "cannot open checkpoint '", file.string(), "': ", std::strerror(errno));
     const std::streamoff size = in.tellg();

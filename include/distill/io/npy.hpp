@@ -3,7 +3,9 @@
 // write_npy stores a C-order little-endian array (float32 '<f4', float64 '<f8', int32 '<i4', int64 '<i8',
 // uint8 '|u1'), header padded with spaces so the data starts on a 64-byte boundary, as numpy itself does:
 // numpy.load reads the files. read_npy reads such a file back (any header length, version 1.0/2.0/3.0,
-// C order, the exact dtype and rank asked for) and names the file and the mismatch when it cannot.
+// C order, the exact dtype and rank asked for) and names the file and the mismatch when it cannot; extents and
+// their product are checked for overflow and against the file size before allocating, and a directory or a
+// special file is refused by name. parse_npy does the same for bytes in memory (the fuzz target's entry).
 #pragma once
 
 #include <bit>
@@ -20,6 +22,7 @@
 
 #include "distill/core/error.hpp"
 #include "distill/core/tensor.hpp"
+#include "distill/io/file.hpp"
 
 namespace distill::io {
 
@@ -152,27 +155,39 @@ inline NpyInfo parse_npy_header(std::string_view bytes, const std::string& path 
   return info;
 }
 
-/// Reads a .npy file written by numpy or write_npy into a rank-R tensor of T.
+/// Parses the contents of a .npy file (held in `bytes`) into a rank-R tensor of T. The extents, their product
+/// and the byte size are checked for overflow and against the bytes present before anything is allocated.
 template <class T, std::size_t R>
-Tensor<T, R, Cpu> read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  DISTILL_CHECK(in.good(), "read_npy: cannot open '", path, "'");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  const std::string bytes = buf.str();
+Tensor<T, R, Cpu> parse_npy(std::string_view bytes, const std::string& path = "<memory>") {
   const NpyInfo info = parse_npy_header(bytes, path);
   DISTILL_CHECK(info.descr == npy_descr<T>(), "read_npy: '", path, "' holds dtype '", info.descr, "', expected '",
                 npy_descr<T>(), "'");
   DISTILL_CHECK(!info.fortran_order, "read_npy: '", path, "' is in Fortran order; only C order is supported");
   DISTILL_CHECK(info.shape.size() == R, "read_npy: '", path, "' has rank ", info.shape.size(), ", expected ", R);
+  std::uint64_t numel = 1, nbytes = 0;
+  bool overflow = false;
+  for (index_t e : info.shape) overflow = overflow || __builtin_mul_overflow(numel, std::uint64_t(e), &numel);
+  overflow = overflow || __builtin_mul_overflow(numel, std::uint64_t(sizeof(T)), &nbytes);
+  const std::uint64_t have = bytes.size() - info.data_offset;
   Shape<R> s{};
   for (std::size_t i = 0; i < R; ++i) s[i] = info.shape[i];
+  DISTILL_CHECK(!overflow && nbytes <= have, "read_npy: '", path, "' is truncated or malformed: shape ",
+                to_string(s), " needs ", overflow ? std::string("more than 2^64") : std::to_string(nbytes),
+                " data bytes but the file holds ", have);
   Tensor<T, R, Cpu> t(s);
-  const std::size_t nbytes = sizeof(T) * static_cast<std::size_t>(t.numel());
-  DISTILL_CHECK(bytes.size() >= info.data_offset + nbytes, "read_npy: '", path, "' is truncated: ",
-                bytes.size() - info.data_offset, " data bytes for shape ", to_string(s));
   if (nbytes) std::memcpy(t.data(), bytes.data() + info.data_offset, nbytes);
   return t;
+}
+
+/// Reads a .npy file written by numpy or write_npy into a rank-R tensor of T.
+template <class T, std::size_t R>
+Tensor<T, R, Cpu> read_npy(const std::string& path) {
+  require_regular_file(path, ".npy");
+  std::ifstream in(path, std::ios::binary);
+  DISTILL_CHECK(in.good(), "read_npy: cannot open '", path, "'");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return parse_npy<T, R>(buf.str(), path);
 }
 
 }  // namespace distill::io

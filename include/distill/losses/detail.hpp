@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <memory>
 #include <span>
@@ -167,8 +168,14 @@ void check_embeddings(const char* op, const char* what, const Var<T, 2, D>& x) {
   DISTILL_CHECK(x.extent(1) > 0, op, ": ", what, " of shape ", to_string(x.shape()),
                 " has rows of length 0 (expected [N, D] with D >= 1)");
 }
+/// A temperature divides similarities computed in float: it must be positive, finite and representable in
+/// float, and 1/v must be finite in float too (2e-39 is a float, but 1/2e-39 overflows to inf).
 inline void check_temperature(const char* op, const char* name, double v) {
-  DISTILL_CHECK(v > 0 && std::isfinite(v), op, ": ", name, " must be a positive finite number, got ", v);
+  const float vf = static_cast<float>(v);
+  DISTILL_CHECK(v > 0 && std::isfinite(v) && vf > 0 && std::isfinite(vf) && std::isfinite(1.0f / vf), op, ": ", name,
+                " = ", v, " is not a usable temperature: it must be positive, and both it and 1/", name,
+                " must be finite in single precision (", name, " in [", 1.0 / double(std::numeric_limits<float>::max()),
+                ", ", double(std::numeric_limits<float>::max()), "])");
 }
 
 /// Per-row weights (1 when undefined) after checking the shape.

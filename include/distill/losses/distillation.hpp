@@ -4,6 +4,7 @@
 // the same checks run, then distill/cuda/losses.hpp (docs/cuda.md).
 #pragma once
 
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -42,6 +43,9 @@ Var<T, 0, D> soft_contrastive_kl(const Var<T, 2, D>& sr, const Var<T, 2, D>& sc,
   const char* op = "soft_contrastive_kl";
   detail::check_temperature(op, "tau", tau);
   detail::check_temperature(op, "temperature", temperature);
+  detail::check_temperature(op, "tau * temperature", tau * temperature);  // the similarities are divided by both
+  DISTILL_CHECK(std::isfinite(static_cast<float>(temperature * temperature)), op, ": temperature = ", temperature,
+                " makes the T^2 loss scale overflow single precision");
   DISTILL_CHECK(sr.extent(1) == sc.extent(1) && sr.extent(1) > 0, op, ": student rows ", to_string(sr.shape()),
                 " and student columns ", to_string(sc.shape()), " must share one embedding width >= 1");
   DISTILL_CHECK(tr.extent(1) == tc.extent(1) && tr.extent(1) > 0, op, ": teacher rows ", to_string(tr.shape()),

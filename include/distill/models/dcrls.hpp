@@ -145,7 +145,39 @@ public:
   }
   bool is_training() const noexcept { return encoder.is_training(); }
 
+  /// Every parameter ("encoder.*", "head1.*" .. "head3.*", "cls_w", "cls_b") and buffer (the encoder's and
+  /// heads' batch-norm statistics): the whole model is one module for checkpoints and training state.
+  template <class F>
+  void for_each_parameter(F&& f) { visit<true>(*this, f, [](auto& m, auto& g) { m.for_each_parameter(g); }); }
+  template <class F>
+  void for_each_parameter(F&& f) const { visit<true>(*this, f, [](auto& m, auto& g) { m.for_each_parameter(g); }); }
+  template <class F>
+  void for_each_buffer(F&& f) { visit<false>(*this, f, [](auto& m, auto& g) { m.for_each_buffer(g); }); }
+  template <class F>
+  void for_each_buffer(F&& f) const { visit<false>(*this, f, [](auto& m, auto& g) { m.for_each_buffer(g); }); }
+
 private:
+  template <bool Classifier, class Self, class F, class Each>
+  static void visit(Self& self, F& f, Each each) {
+    auto child = [&](std::string_view prefix, auto& m) {
+      auto g = [&](std::string_view name, auto& x) {
+        std::string full(prefix);
+        full += '.';
+        full += name;
+        f(std::string_view(full), x);
+      };
+      each(m, g);
+    };
+    child("encoder", self.encoder);
+    child("head1", self.head1);
+    child("head2", self.head2);
+    child("head3", self.head3);
+    if constexpr (Classifier) {
+      f(std::string_view("cls_w"), self.cls_w);
+      f(std::string_view("cls_b"), self.cls_b);
+    }
+  }
+
   static void check_shape_pair(const Var<T, 3, D>& x1, const Var<T, 3, D>& x2) {
     DISTILL_CHECK(x1.shape() == x2.shape(), "Dcrls: the two views have shapes ", to_string(x1.shape()), " and ",
                   to_string(x2.shape()));
