@@ -13,7 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1; shift
 py=${DISTILL_TORCH_PYTHON:-}
-if [ -z "$py" ] && [ -x ../venv-torch/bin/python ]; then py=$(realpath ../venv-torch/bin/python); fi
+# (not realpath: resolving the venv's python symlink would leave the venv)
+if [ -z "$py" ] && [ -x ../venv-torch/bin/python ]; then py=$(cd ../venv-torch/bin && pwd)/python; fi
 if [ -z "$py" ]; then
   bash scripts/deps.sh python3-torch libopenblas0-pthread
   py=/usr/bin/python3

@@ -112,6 +112,10 @@ TEST_CASE("npy reader: huge or overflowing shapes give a clear error, not bad_al
   REQUIRE_THROWS_WITH((io::read_npy<float, 2>(dir.path.string())), Catch::Contains("is a directory"));
   const auto f3 = dir.write("c.npy", npy_with_shape("(2, 4)", 32));
   REQUIRE((io::read_npy<float, 2>(f3)).numel() == 8);
+  // A zero extent makes the total 0, but the other extents' product must still fit (found by the fuzzer).
+  const auto f4 = dir.write("d.npy", npy_with_shape("(6080011, 1618427387904, 0)", 0));
+  REQUIRE_THROWS_WITH((io::read_npy<float, 3>(f4)), Catch::Contains("needs more than 2^64 data bytes"));
+  REQUIRE((io::read_npy<float, 3>(dir.write("e.npy", npy_with_shape("(0, 3, 5)", 0)))).numel() == 0);
 }
 
 // --- data checked up front ----------------------------------------------------------------------------------

@@ -15,6 +15,20 @@ using index_t = std::int64_t;
 template <std::size_t Rank>
 using Shape = std::array<index_t, Rank>;
 
+/// True when every partial product of the non-zero extents in [first, last) fits in index_t: then numel() of a
+/// shape made of them cannot overflow, even when a zero extent makes the total 0. Readers of untrusted files check
+/// this before building a Shape.
+template <class It>
+constexpr bool extents_fit(It first, It last) {
+  index_t n = 1;
+  for (; first != last; ++first) {
+    const auto e = static_cast<index_t>(*first);
+    if (e < 0) return false;
+    if (e != 0 && __builtin_mul_overflow(n, e, &n)) return false;
+  }
+  return true;
+}
+
 template <std::size_t Rank>
 constexpr index_t numel(const Shape<Rank>& s) {
   index_t n = 1;

@@ -455,6 +455,7 @@ public:
         overflow = overflow || __builtin_mul_overflow(numel, static_cast<std::uint64_t>(x), &numel);
       }
       std::uint64_t nbytes = 0;
+      overflow = overflow || !extents_fit(e.shape.begin(), e.shape.end());  // also when a zero extent hides it
       overflow = overflow || __builtin_mul_overflow(numel, dtype_size(e.dtype), &nbytes);
       DISTILL_CHECK(!overflow && nbytes <= payload_bytes - off, "checkpoint ", f, " is malformed: tensor '", e.name,
                     "' has shape ", ckpt_detail::shape_str(e.shape), " (", overflow ? "more elements than 2^64" :

@@ -167,6 +167,7 @@ Tensor<T, R, Cpu> parse_npy(std::string_view bytes, const std::string& path = "<
   std::uint64_t numel = 1, nbytes = 0;
   bool overflow = false;
   for (index_t e : info.shape) overflow = overflow || __builtin_mul_overflow(numel, std::uint64_t(e), &numel);
+  overflow = overflow || !extents_fit(info.shape.begin(), info.shape.end());  // also when a zero extent hides it
   overflow = overflow || __builtin_mul_overflow(numel, std::uint64_t(sizeof(T)), &nbytes);
   const std::uint64_t have = bytes.size() - info.data_offset;
   Shape<R> s{};
