@@ -27,7 +27,7 @@
 
 #include "distill/optim/divergence.hpp"
 
-namespace examples {
+namespace distill::examples {
 
 inline constexpr int kExitError = 1, kExitUsage = 2, kExitDiverged = 3;
 
@@ -127,4 +127,4 @@ inline void prepare_output_dir(const std::string& option, const std::filesystem:
 /// Progress lines reach a redirected stdout as they are printed (line buffering instead of block buffering).
 inline void line_buffer_stdout() { std::setvbuf(stdout, nullptr, _IOLBF, 1 << 12); }
 
-}  // namespace examples
+}  // namespace distill::examples

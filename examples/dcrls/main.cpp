@@ -59,8 +59,8 @@ struct Args {
 };
 
 Args parse(int argc, char** argv) {
-  using examples::integer_in;
-  using examples::real_in;
+  using dl::examples::integer_in;
+  using dl::examples::real_in;
   Args a;
   CLI::App app{"DCRLS contrastive pre-training with self-distillation on a UCR dataset, then evaluation.\n"
                "Writes to --out: metrics.json, metrics.csv, loss.svg, embedding.svg, test_z.npy, test_y.npy, train_z.npy,\n"
@@ -86,8 +86,8 @@ Args parse(int argc, char** argv) {
       ->check(CLI::IsMember({"cpu"}));
   app.add_option("--lr", a.lr, "Adam learning rate")->check(real_in(0, 10, true));
   app.add_option("--weight-decay", a.weight_decay, "Adam L2 weight decay")->check(real_in(0, 10));
-  app.add_option("--tau", a.tau, "NT-Xent temperature")->check(examples::temperature());
-  app.add_option("--temperature", a.temperature, "self-distillation temperature T")->check(examples::temperature());
+  app.add_option("--tau", a.tau, "NT-Xent temperature")->check(dl::examples::temperature());
+  app.add_option("--temperature", a.temperature, "self-distillation temperature T")->check(dl::examples::temperature());
   app.add_option("--lambda", a.lambda_sd, "self-distillation weight")->check(real_in(0, 1e6));
   app.add_option("--probe-steps", a.probe_steps, "linear-probe Adam steps")->check(integer_in<int>(1, 10'000'000));
   app.add_option("--out", a.out, "output directory (default runs/dcrls; with --resume, the resumed directory)");
@@ -104,18 +104,18 @@ Args parse(int argc, char** argv) {
                  "test hook: put a NaN into the input of global step N (0-based) to exercise the divergence path")
       ->check(integer_in<std::int64_t>(0, 1'000'000'000))
       ->group("");  // hidden from --help
-  examples::parse_or_exit(app, argc, argv);
+  dl::examples::parse_or_exit(app, argc, argv);
   if (a.out.empty()) a.out = a.resume.empty() ? "runs/dcrls" : a.resume;
   if (!a.resume.empty() && std::filesystem::weakly_canonical(a.resume) != std::filesystem::weakly_canonical(a.out))
     DISTILL_FAIL("--resume '", a.resume, "' and --out '", a.out,
                  "' differ; a resumed run continues in its own directory (leave out --out)");
-  a.threads = examples::clamp_threads("dcrls", a.threads);
+  a.threads = dl::examples::clamp_threads("dcrls", a.threads);
   return a;
 }
 
 int run(const Args& a) {
   namespace fs = std::filesystem;
-  examples::prepare_output_dir("--out", a.out);  // before any work: a bad --out fails now, not after training
+  dl::examples::prepare_output_dir("--out", a.out);  // before any work: a bad --out fails now, not after training
   const std::string dir = a.out + "/";
   for (const char* stale : {"metrics.json", "metrics.csv"}) fs::remove(dir + stale);  // never left from a failed run
 
@@ -261,15 +261,5 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  examples::line_buffer_stdout();
-  try {
-    return run(parse(argc, argv));
-  } catch (const dl::optim::DivergenceError& e) {
-    fmt::print(stderr, "dcrls: {}\ndcrls: no metrics were written; the last good training state is kept for --resume\n",
-               e.what());
-    return examples::kExitDiverged;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "dcrls: {}\n", e.what());
-    return examples::kExitError;
-  }
+  return dl::examples::guarded_main("dcrls", [&] { return run(parse(argc, argv)); });
 }

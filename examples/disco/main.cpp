@@ -10,12 +10,15 @@
 #include <fmt/core.h>
 
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "common/cli.hpp"
 #include "common/example.hpp"
 #include "distill/data/augment.hpp"
 #include "distill/data/dataset.hpp"
@@ -62,84 +65,70 @@ struct Args {
   int probe_steps = 500;
   int kmeans_restarts = 10;
   bool quiet = false;
+  std::int64_t inject_nan_at = -1;  // test hook (hidden): a NaN in the input of this global step
 };
 
-void usage() {
-  fmt::print(
-      "disco: DisCo (a frozen MoCo-v2 teacher distilled into a lightweight student) on a UCR dataset, then "
-      "evaluation.\n\n"
-      "usage: disco [options]\n"
-      "  --dataset NAME|DIR   bundled UCR name (data/ucr) or a directory with <Name>_TRAIN.tsv / _TEST.tsv\n"
-      "                       (default GunPoint)\n"
-      "  --data-root DIR      UCR archive root searched first for a bare name (<DIR>/<Name>/<Name>_TRAIN.tsv);\n"
-      "                       DISTILL_UCR_DIR works too\n"
-      "  --variant V          teacher     pre-train the teacher ResNet1D(128) (head 256 -> 128) with MoCo-v2\n"
-      "                       student     the student ResNet1D(16) (head 64 -> 128) with MoCo-v2 alone\n"
-      "                       disco       the student + distillation from the frozen teacher (default)\n"
-      "                       disco-wide  the same with the enlarged head (hidden 512)\n"
-      "  --teacher PATH       teacher checkpoint (net.ckpt of a teacher run); default: the cached teacher of this\n"
-      "                       dataset and seed, trained first when missing\n"
-      "  --teacher-cache DIR  where teachers are cached (default runs/disco-teachers)\n"
-      "  --teacher-epochs N   epochs of a teacher trained here (default: --epochs)\n"
-      "  --teacher-bn M       teacher BN in the student runs: running (inference statistics; default) or batch\n"
-      "  --epochs N           training epochs (default 40)\n"
-      "  --batch B            batch size, used as min(B, N_train) (default 64)\n"
-      "  --seed S             seed of weights, augmentations, batching and evaluation (default 0)\n"
-      "  --threads T          CPU threads (default 2)\n"
-      "  --device cpu         device (only cpu in this build; the Cuda device is exercised by test_cuda_disco)\n"
-      "  --lr X --weight-decay X   Adam (default 1e-3, 1e-4)\n"
-      "  --tau X              InfoNCE / NT-Xent temperature (default 0.2)\n"
-      "  --momentum X         key-encoder EMA momentum (default 0.99)\n"
-      "  --queue K            MoCo queue size (default min(1024, floor(N/B) B); 0 below N_train = 64, which uses\n"
-      "                       in-batch SimCLR negatives instead)\n"
-      "  --balance X          weight of the summed distillation term (default 32 / B)\n"
-      "  --shuffle-groups G   shuffle-BN sub-batches of the key encoder (default 1: off)\n"
-      "  --probe-steps N      linear-probe Adam steps (default 500)\n"
-      "  --out DIR            output directory (default runs/disco): metrics.json, metrics.csv, loss.svg,\n"
-      "                       embedding.svg, train/test _z.npy / _y.npy, net.ckpt (encoder + head), encoder.ckpt\n"
-      "  --quiet              no per-epoch progress lines\n");
-}
-
 Args parse(int argc, char** argv) {
+  using dl::examples::integer_in;
+  using dl::examples::real_in;
   Args a;
-  for (dl::examples::Options o(argc, argv, usage); o.next();) {
-    if (o.is("--dataset")) a.dataset = o.value();
-    else if (o.is("--data-root")) a.data_root = o.value();
-    else if (o.is("--out")) a.out = o.value();
-    else if (o.is("--variant")) a.variant = o.value();
-    else if (o.is("--device")) a.device = o.value();
-    else if (o.is("--teacher")) a.teacher = o.value();
-    else if (o.is("--teacher-cache")) a.teacher_cache = o.value();
-    else if (o.is("--teacher-epochs")) a.teacher_epochs = o.integer();
-    else if (o.is("--teacher-bn")) a.teacher_bn = o.value();
-    else if (o.is("--epochs")) a.epochs = o.integer();
-    else if (o.is("--batch")) a.batch = o.integer();
-    else if (o.is("--seed")) a.seed = o.unsigned_integer();
-    else if (o.is("--threads")) a.threads = static_cast<int>(o.integer());
-    else if (o.is("--lr")) a.lr = o.number();
-    else if (o.is("--weight-decay")) a.weight_decay = o.number();
-    else if (o.is("--tau")) a.tau = o.number();
-    else if (o.is("--momentum")) a.momentum = o.number();
-    else if (o.is("--queue")) a.queue = o.integer();
-    else if (o.is("--balance")) a.balance = o.number();
-    else if (o.is("--shuffle-groups")) a.shuffle_groups = o.integer();
-    else if (o.is("--probe-steps")) a.probe_steps = static_cast<int>(o.integer());
-    else if (o.is("--quiet")) a.quiet = true;
-    else o.unknown();
-  }
-  DISTILL_CHECK(a.device == "cpu", "--device ", a.device,
-                ": this example is built for the Cpu device; the Cuda device path is tested by test_cuda_disco");
-  DISTILL_CHECK(a.epochs >= 1 && a.batch >= 2, "--epochs must be >= 1 and --batch >= 2");
-  DISTILL_CHECK(a.threads >= 1, "--threads must be >= 1, got ", a.threads);
-  DISTILL_CHECK(a.queue >= -1, "--queue must be >= 0, got ", a.queue);
-  DISTILL_CHECK(a.balance >= 0, "--balance must be >= 0, got ", a.balance);
-  DISTILL_CHECK(a.shuffle_groups >= 1, "--shuffle-groups must be >= 1, got ", a.shuffle_groups);
+  CLI::App app{"DisCo (a frozen MoCo-v2 teacher distilled into a lightweight student) on a UCR dataset, then "
+               "evaluation.\nWrites to --out: metrics.json, metrics.csv, loss.svg, embedding.svg, test_z.npy, "
+               "test_y.npy, train_z.npy,\ntrain_y.npy, net.ckpt (encoder + head), encoder.ckpt.\n"
+               "Exit codes: 0 done, 1 error, 2 bad command line, 3 training diverged.",
+               "disco"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--dataset", a.dataset, "bundled UCR name (data/ucr) or a directory with <Name>_TRAIN.tsv / _TEST.tsv");
+  app.add_option("--data-root", a.data_root,
+                 "UCR archive root searched first for a bare name (<DIR>/<Name>/<Name>_TRAIN.tsv); DISTILL_UCR_DIR "
+                 "works too");
+  app.add_option("--variant", a.variant,
+                 "teacher: pre-train the teacher ResNet1D(128) (head 256 -> 128) with MoCo-v2; student: the student "
+                 "ResNet1D(16) (head 64 -> 128) with MoCo-v2 alone; disco: the student + distillation from the "
+                 "frozen teacher; disco-wide: the same with the enlarged head (hidden 512)")
+      ->check(CLI::IsMember({"teacher", "student", "disco", "disco-wide"}));
+  app.add_option("--teacher", a.teacher,
+                 "teacher checkpoint (net.ckpt of a teacher run); default: the cached teacher of this dataset and "
+                 "seed, trained first when missing")
+      ->check(CLI::ExistingFile);
+  app.add_option("--teacher-cache", a.teacher_cache, "where teachers are cached");
+  app.add_option("--teacher-epochs", a.teacher_epochs, "epochs of a teacher trained here (-1: --epochs)")
+      ->check(integer_in<index_t>(-1, 1'000'000));
+  app.add_option("--teacher-bn", a.teacher_bn,
+                 "teacher BN in the student runs: running (inference statistics) or batch")
+      ->check(CLI::IsMember({"running", "batch"}));
+  app.add_option("--epochs", a.epochs, "training epochs")->check(integer_in<index_t>(1, 1'000'000));
+  app.add_option("--batch", a.batch, "batch size, used as min(B, N_train)")->check(integer_in<index_t>(2, 1'000'000));
+  app.add_option("--seed", a.seed, "seed of weights, augmentations, batching and evaluation")
+      ->check(integer_in<std::uint64_t>(0, std::numeric_limits<std::uint64_t>::max()));
+  app.add_option("--threads", a.threads, "CPU threads (more than the machine's cores: clamped, with a warning)")
+      ->check(integer_in<int>(1, 4096));
+  app.add_option("--device", a.device, "device (only cpu in this build; the Cuda device is exercised by test_cuda_disco)")
+      ->check(CLI::IsMember({"cpu"}));
+  app.add_option("--lr", a.lr, "Adam learning rate")->check(real_in(0, 10, true));
+  app.add_option("--weight-decay", a.weight_decay, "Adam L2 weight decay")->check(real_in(0, 10));
+  app.add_option("--tau", a.tau, "InfoNCE / NT-Xent temperature")->check(dl::examples::temperature());
+  app.add_option("--momentum", a.momentum, "key-encoder EMA momentum")->check(real_in(0, 1));
+  app.add_option("--queue", a.queue,
+                 "MoCo queue size (-1: min(1024, floor(N/B) B), and 0 below N_train = 64, which uses in-batch SimCLR "
+                 "negatives instead)")
+      ->check(integer_in<index_t>(-1, 1'000'000));
+  app.add_option("--balance", a.balance, "weight of the summed distillation term (0: 32 / B)")->check(real_in(0, 1e6));
+  app.add_option("--shuffle-groups", a.shuffle_groups, "shuffle-BN sub-batches of the key encoder (1: off)")
+      ->check(integer_in<index_t>(1, 1024));
+  app.add_option("--probe-steps", a.probe_steps, "linear-probe Adam steps")->check(integer_in<int>(1, 10'000'000));
+  app.add_option("--out", a.out, "output directory");
+  app.add_flag("--quiet", a.quiet, "no per-epoch progress lines");
+  app.add_option("--inject-nan-at-step", a.inject_nan_at,
+                 "test hook: put a NaN into the input of global step N (0-based) to exercise the divergence path")
+      ->check(integer_in<std::int64_t>(0, 1'000'000'000))
+      ->group("");  // hidden from --help
+  dl::examples::parse_or_exit(app, argc, argv);
+  a.threads = dl::examples::clamp_threads("disco", a.threads);
   if (a.teacher_epochs < 0) a.teacher_epochs = a.epochs;
-  DISTILL_CHECK(a.teacher_epochs >= 1, "--teacher-epochs must be >= 1");
+  DISTILL_CHECK(a.teacher_epochs >= 1, "--teacher-epochs must be >= 1 (or -1 for --epochs), got ", a.teacher_epochs);
   dl::models::parse_disco_variant(a.variant);    // fail early on a typo
   dl::nn::parse_teacher_bn(a.teacher_bn);
-  if (!a.teacher.empty())
-    DISTILL_CHECK(fs::exists(a.teacher), "--teacher ", a.teacher, ": no such checkpoint file");
   return a;
 }
 
@@ -166,16 +155,25 @@ Curves train(dl::Context<dl::Cpu>& ctx, Learner& learner, const dl::data::Datase
   dl::io::ProgressMeter meter(epochs, label);
   const auto t0 = std::chrono::steady_clock::now();
   learner.train(true);
+  std::int64_t global_step = 0;
   for (index_t epoch = 1; epoch <= epochs; ++epoch) {
     double sum = 0, sum_con = 0, sum_dis = 0;
-    index_t items = 0, steps = 0;
+    index_t items = 0, steps = 0, step = -1;
     for (const auto& b : loader.epoch(epoch - 1)) {
+      ++step;
       if (b.x.extent(0) < 2) continue;  // a contrastive batch needs a negative; BN needs two series
       auto views = dl::data::make_two_views(b, view, view, aug_rng);
+      if (global_step++ == a.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
       auto loss = learner.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
+      const dl::optim::TrainPosition at{epoch - 1, step};  // divergence stops the run here, loudly (exit 3)
+      dl::optim::require_finite(loss.contrastive, "L_con", at);
+      dl::optim::require_finite(loss.distillation, "L_dis", at);
+      dl::optim::require_finite(loss.total.value()[0], "total", at);
       opt.zero_grad();
       loss.total.backward();
+      dl::optim::require_finite_gradients(opt.params(), at);
       opt.step();
+      dl::optim::require_finite_values(opt.params(), at);
       sum += loss.total.value()[0];
       sum_con += loss.contrastive;
       sum_dis += loss.balance * loss.distillation;
@@ -288,9 +286,13 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
 }
 
 int run(const Args& a) {
+  dl::examples::prepare_output_dir("--out", a.out);  // before any work: a bad --out fails now, not after training
+  for (const char* stale : {"metrics.json", "metrics.csv"})  // never left from an earlier or failed run
+    std::filesystem::remove(std::filesystem::path(a.out) / stale);
   dl::data::UcrOptions uo;
   uo.root = a.data_root;
-  const auto splits = dl::data::load_ucr(a.dataset, uo);
+  const auto splits = dl::data::load_ucr(a.dataset, uo);  // TEST length and labels checked against TRAIN
+  dl::data::require_trainable(splits.train, "disco");
   switch (dl::models::parse_disco_variant(a.variant)) {
     case DiscoVariant::Teacher: return run_variant<TeacherNet>(a, splits, DiscoVariant::Teacher);
     case DiscoVariant::Student: return run_variant<StudentNet>(a, splits, DiscoVariant::Student);

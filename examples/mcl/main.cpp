@@ -14,12 +14,14 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <cstdlib>
 #include <filesystem>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "common/example.hpp"
 #include "distill/data/augment.hpp"
 #include "distill/data/dataset.hpp"
 #include "distill/data/ucr.hpp"
@@ -61,114 +63,86 @@ struct Args {
   int meta_freq = 50;
   double meta_lr = 0.1;
   bool quiet = false;
+  std::int64_t inject_nan_at = -1;  // test hook (hidden): a NaN in the input of this global step
   index_t queue = 0;
   double momentum = 0.99;
 };
 
-void usage() {
-  fmt::print(
-      "mcl: MCL / L-MCL (mutual contrastive learning of a cohort of ResNet1D networks) on a UCR dataset.\n\n"
-      "usage: mcl [options]\n"
-      "  --dataset NAME|DIR   bundled UCR name (data/ucr), an archive name under --data-root (or DISTILL_UCR_DIR),\n"
-      "                       or a directory with <Name>_TRAIN.tsv / _TEST.tsv (default GunPoint)\n"
-      "  --data-root DIR      UCR archive root searched first for a bare --dataset name\n"
-      "  --cohort M           1 (independent training: CE only, the baseline), 2 or 4 (4: stem + first block\n"
-      "                       shared, later blocks branch four ways) (default 2)\n"
-      "  --width W            ResNet1D width of every network: 16, 32 or 64 (default 32)\n"
-      "  --widths A,B[,..]    per-network widths (heterogeneous cohort; not with --cohort 4)\n"
-      "  --layerwise          L-MCL: 3 exits per network, aggregator, logit KD, meta-learned pair weights\n"
-      "  --logit-distill      MCL: add KL_T(logits_a || mean of the cohort's logits) for every network\n"
-      "  --tau X              contrastive temperature (default 0.07; 0.1 with --layerwise)\n"
-      "  --temperature X      KL temperature T of the soft terms and the logit KD (default 3)\n"
-      "  --alpha X --beta X --gamma X --lambda X   weights of VCL, ICL, soft VCL, soft ICL (0.1, 0.1, 1, 1)\n"
-      "  --meta-freq N        L-MCL: meta step every N iterations (default 50)\n"
-      "  --meta-lr X          L-MCL: virtual-step rate and the weight network's SGD rate (default 0.1)\n"
-      "  --epochs N           training epochs (default 40)\n"
-      "  --batch B            batch size, used as min(B, N_train) (default 64)\n"
-      "  --sampler S          random (anchors without a positive are skipped) or balanced (m-per-class batches,\n"
-      "                       m = B / #classes) (default random)\n"
-      "  --optim O            adam (lr 1e-3, wd 1e-4; default) or sgd (Nesterov 0.9, lr 0.1, wd 5e-4); cosine lr\n"
-      "  --lr X --weight-decay X\n"
-      "  --no-augment         no jitter + scaling of the training batches\n"
-      "  --seed S --threads T --device cpu\n"
-      "  --out DIR            output directory (default runs/mcl): metrics.json, metrics.csv, loss.svg,\n"
-      "                       test_logits_net<i>.npy, test_y.npy, cohort.ckpt\n"
-      "  --quiet              no per-epoch progress lines\n"
-      "  --self-supervised    MoCo + MCL (no labels): a momentum encoder and a queue per network, two views\n"
-      "                       (jitter + scaling / permutation + jitter); evaluation: linear probe per network\n"
-      "  --queue K --momentum M   MoCo queue size (default min(1024, N_train rounded to batches)) and key EMA (0.99)\n");
-}
-
-std::vector<int> parse_list(const std::string& s) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  std::string tok;
-  while (std::getline(ss, tok, ',')) out.push_back(std::stoi(tok));
-  return out;
-}
-
 Args parse(int argc, char** argv) {
+  using dl::examples::integer_in;
+  using dl::examples::real_in;
   Args a;
-  auto need = [&](int& i) -> std::string {
-    if (i + 1 >= argc) DISTILL_FAIL("option ", argv[i], " needs a value (see --help)");
-    return argv[++i];
-  };
-  for (int i = 1; i < argc; ++i) {
-    const std::string o = argv[i];
-    if (o == "--help" || o == "-h") {
-      usage();
-      std::exit(0);
-    } else if (o == "--dataset") a.dataset = need(i);
-    else if (o == "--data-root") a.data_root = need(i);
-    else if (o == "--out") a.out = need(i);
-    else if (o == "--device") a.device = need(i);
-    else if (o == "--optim") a.optim = need(i);
-    else if (o == "--sampler") a.sampler = need(i);
-    else if (o == "--cohort") a.cohort = std::stoi(need(i));
-    else if (o == "--width") a.width = std::stoi(need(i));
-    else if (o == "--widths") a.widths = parse_list(need(i));
-    else if (o == "--layerwise") a.layerwise = true;
-    else if (o == "--logit-distill") a.logit_distill = true;
-    else if (o == "--self-supervised") a.self_supervised = true;
-    else if (o == "--no-augment") a.augment = false;
-    else if (o == "--tau") a.w.tau = std::stod(need(i)), a.tau_set = true;
-    else if (o == "--temperature") a.w.temperature = std::stod(need(i));
-    else if (o == "--alpha") a.w.alpha = std::stod(need(i));
-    else if (o == "--beta") a.w.beta = std::stod(need(i));
-    else if (o == "--gamma") a.w.gamma = std::stod(need(i));
-    else if (o == "--lambda") a.w.lambda = std::stod(need(i));
-    else if (o == "--meta-freq") a.meta_freq = std::stoi(need(i));
-    else if (o == "--meta-lr") a.meta_lr = std::stod(need(i));
-    else if (o == "--epochs") a.epochs = std::stoll(need(i));
-    else if (o == "--batch") a.batch = std::stoll(need(i));
-    else if (o == "--seed") a.seed = std::stoull(need(i));
-    else if (o == "--threads") a.threads = std::stoi(need(i));
-    else if (o == "--lr") a.lr = std::stod(need(i));
-    else if (o == "--weight-decay") a.weight_decay = std::stod(need(i));
-    else if (o == "--quiet") a.quiet = true;
-    else if (o == "--queue") a.queue = std::stoll(need(i));
-    else if (o == "--momentum") a.momentum = std::stod(need(i));
-    else DISTILL_FAIL("unknown option '", o, "' (see --help)");
-  }
+  CLI::App app{"MCL / L-MCL (mutual contrastive learning of a cohort of ResNet1D networks) on a UCR dataset.\n"
+               "Writes to --out: metrics.json, metrics.csv, loss.svg, test_logits_net<i>.npy, test_y.npy, cohort.ckpt\n"
+               "(--self-supervised: metrics.json, net<i>_ embeddings .npy, embedding.svg).\n"
+               "Exit codes: 0 done, 1 error, 2 bad command line, 3 training diverged.",
+               "mcl"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--dataset", a.dataset,
+                 "bundled UCR name (data/ucr), an archive name under --data-root (or DISTILL_UCR_DIR), or a directory "
+                 "with <Name>_TRAIN.tsv / _TEST.tsv");
+  app.add_option("--data-root", a.data_root, "UCR archive root searched first for a bare --dataset name");
+  app.add_option("--cohort", a.cohort,
+                 "1 (independent training: CE only, the baseline), 2 or 4 (4: stem + first block shared, later "
+                 "blocks branch four ways)")
+      ->check(CLI::IsMember({1, 2, 4}));
+  app.add_option("--width", a.width, "ResNet1D width of every network")->check(CLI::IsMember({16, 32, 64}));
+  app.add_option("--widths", a.widths, "per-network widths, comma-separated (heterogeneous cohort; not with --cohort 4)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({16, 32, 64}));
+  app.add_flag("--layerwise", a.layerwise, "L-MCL: 3 exits per network, aggregator, logit KD, meta-learned pair weights");
+  app.add_flag("--logit-distill", a.logit_distill, "MCL: add KL_T(logits_a || mean of the cohort's logits) per network");
+  app.add_option("--tau", a.w.tau, "contrastive temperature (0.1 with --layerwise unless given)")
+      ->check(dl::examples::temperature())
+      ->each([&a](const std::string&) { a.tau_set = true; });
+  app.add_option("--temperature", a.w.temperature, "KL temperature T of the soft terms and the logit KD")
+      ->check(dl::examples::temperature());
+  app.add_option("--alpha", a.w.alpha, "weight of VCL")->check(real_in(0, 1e6));
+  app.add_option("--beta", a.w.beta, "weight of ICL")->check(real_in(0, 1e6));
+  app.add_option("--gamma", a.w.gamma, "weight of soft VCL")->check(real_in(0, 1e6));
+  app.add_option("--lambda", a.w.lambda, "weight of soft ICL")->check(real_in(0, 1e6));
+  app.add_option("--meta-freq", a.meta_freq, "L-MCL: meta step every N iterations")->check(integer_in<int>(1, 1'000'000));
+  app.add_option("--meta-lr", a.meta_lr, "L-MCL: virtual-step rate and the weight network's SGD rate")
+      ->check(real_in(0, 10, true));
+  app.add_option("--epochs", a.epochs, "training epochs")->check(integer_in<index_t>(1, 1'000'000));
+  app.add_option("--batch", a.batch, "batch size, used as min(B, N_train)")->check(integer_in<index_t>(2, 1'000'000));
+  app.add_option("--sampler", a.sampler,
+                 "random (anchors without a positive are skipped) or balanced (m-per-class batches, m = B / #classes)")
+      ->check(CLI::IsMember({"random", "balanced"}));
+  app.add_option("--optim", a.optim, "adam (lr 1e-3, wd 1e-4) or sgd (Nesterov 0.9, lr 0.1, wd 5e-4); cosine lr")
+      ->check(CLI::IsMember({"adam", "sgd"}));
+  app.add_option("--lr", a.lr, "learning rate (-1: the optimizer's default)")->check(real_in(-1, 10));
+  app.add_option("--weight-decay", a.weight_decay, "weight decay (-1: the optimizer's default)")->check(real_in(-1, 10));
+  app.add_flag("--no-augment", [&a](std::int64_t) { a.augment = false; }, "no jitter + scaling of the training batches");
+  app.add_option("--seed", a.seed, "seed of weights, augmentations, batching and evaluation")
+      ->check(integer_in<std::uint64_t>(0, std::numeric_limits<std::uint64_t>::max()));
+  app.add_option("--threads", a.threads, "CPU threads (more than the machine's cores: clamped, with a warning)")
+      ->check(integer_in<int>(1, 4096));
+  app.add_option("--device", a.device, "device (only cpu in this build; the Cuda device is exercised by test_cuda_mcl)")
+      ->check(CLI::IsMember({"cpu"}));
+  app.add_option("--out", a.out, "output directory");
+  app.add_flag("--quiet", a.quiet, "no per-epoch progress lines");
+  app.add_option("--inject-nan-at-step", a.inject_nan_at,
+                 "test hook: put a NaN into the input of global step N (0-based) to exercise the divergence path")
+      ->check(integer_in<std::int64_t>(0, 1'000'000'000))
+      ->group("");  // hidden from --help
+  app.add_flag("--self-supervised", a.self_supervised,
+               "MoCo + MCL (no labels): a momentum encoder and a queue per network, two views (jitter + scaling / "
+               "permutation + jitter); evaluation: linear probe per network");
+  app.add_option("--queue", a.queue, "MoCo queue size (0: min(1024, N_train rounded to batches))")
+      ->check(integer_in<index_t>(0, 1'000'000));
+  app.add_option("--momentum", a.momentum, "MoCo key-encoder EMA")->check(real_in(0, 1));
+  dl::examples::parse_or_exit(app, argc, argv);
+  a.threads = dl::examples::clamp_threads("mcl", a.threads);
   DISTILL_CHECK(!a.self_supervised || (a.cohort == 2 && !a.layerwise && !a.logit_distill),
                 "--self-supervised runs MoCo + MCL with --cohort 2 (no --layerwise / --logit-distill)");
-  DISTILL_CHECK(a.momentum >= 0 && a.momentum <= 1, "--momentum ", a.momentum, ": expected a value in [0, 1]");
-  DISTILL_CHECK(a.device == "cpu", "--device ", a.device,
-                ": this example is built for the Cpu device; the Cuda device path is tested by test_cuda_mcl");
-  DISTILL_CHECK(a.cohort == 1 || a.cohort == 2 || a.cohort == 4, "--cohort ", a.cohort, ": expected 1, 2 or 4");
   if (a.widths.empty()) a.widths.assign(static_cast<std::size_t>(a.cohort), a.width);
   DISTILL_CHECK(static_cast<int>(a.widths.size()) == a.cohort, "--widths lists ", a.widths.size(),
                 " widths for --cohort ", a.cohort);
-  for (int w : a.widths) DISTILL_CHECK(w == 16 || w == 32 || w == 64, "--width/--widths: ", w, " (expected 16, 32 or 64)");
   if (a.cohort == 4)
     for (int w : a.widths)
       DISTILL_CHECK(w == a.widths[0], "--cohort 4 shares the stem, so every width must be equal (--widths)");
   DISTILL_CHECK(!a.layerwise || a.cohort >= 2, "--layerwise needs --cohort 2 or 4");
-  DISTILL_CHECK(a.optim == "adam" || a.optim == "sgd", "--optim ", a.optim, ": expected adam or sgd");
-  DISTILL_CHECK(a.sampler == "random" || a.sampler == "balanced", "--sampler ", a.sampler,
-                ": expected random or balanced");
-  DISTILL_CHECK(a.epochs >= 1 && a.batch >= 2, "--epochs must be >= 1 and --batch >= 2");
-  DISTILL_CHECK(a.meta_freq >= 1 && a.meta_lr > 0, "--meta-freq must be >= 1 and --meta-lr > 0");
   if (a.layerwise && !a.tau_set) a.w.tau = 0.1;
   if (a.lr < 0) a.lr = a.optim == "adam" ? 1e-3 : 0.1;
   if (a.weight_decay < 0) a.weight_decay = a.optim == "adam" ? 1e-4 : 5e-4;
@@ -218,17 +192,25 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
   const auto t0 = std::chrono::steady_clock::now();
   query.train(true);
   key.train(true);
+  std::int64_t global_step = 0;
   for (index_t epoch = 1; epoch <= a.epochs; ++epoch) {
     dl::optim::apply(*opt, schedule, epoch - 1);
     double sum = 0, sv = 0, si = 0, ss = 0;
     index_t items = 0, steps = 0;
+    index_t step = -1;
     for (const auto& batch : loader.epoch(epoch - 1)) {
+      ++step;
       if (batch.x.extent(0) < 2) continue;
       auto views = dl::data::make_two_views(batch, v1, v2, aug_rng);
+      if (global_step++ == a.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
       auto l = moco.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
+      const dl::optim::TrainPosition at{epoch - 1, step};  // divergence stops the run here, loudly (exit 3)
+      dl::optim::require_finite(l.total.value()[0], "total", at);
       opt->zero_grad();
       l.total.backward();
+      dl::optim::require_finite_gradients(opt->params(), at);
       opt->step();
+      dl::optim::require_finite_values(opt->params(), at);
       moco.update();
       sum += l.total.value()[0];
       sv += l.vcl;
@@ -290,11 +272,15 @@ int run(const Args& a) {
   // OpenMP's default team size follows --threads: Eigen's small GEMMs called outside distill's own parallel
   // regions (cpu::gemm's single-panel path) would otherwise start omp_get_max_threads() threads.
   omp_set_num_threads(a.threads);
+  dl::examples::prepare_output_dir("--out", a.out);  // before any work: a bad --out fails now, not after training
+  for (const char* stale : {"metrics.json", "metrics.csv"})  // never left from an earlier or failed run
+    std::filesystem::remove(std::filesystem::path(a.out) / stale);
   dl::Context<dl::Cpu> ctx(a.threads, a.seed);
   dl::data::UcrOptions uo;
   uo.root = a.data_root;
-  const auto splits = dl::data::load_ucr(a.dataset, uo);
+  const auto splits = dl::data::load_ucr(a.dataset, uo);  // TEST length and labels checked against TRAIN
   const auto& train = splits.train;
+  dl::data::require_trainable(train, "mcl");
   const bool mutual = a.cohort >= 2;
   const std::string method = a.self_supervised ? "moco_mcl" : !mutual ? "independent" : a.layerwise ? "lmcl" : "mcl";
   fmt::print("mcl: {} ({} train / {} test series, length {}, {} classes), {} x{} (widths {}), {} epochs, {} threads, "
@@ -345,20 +331,29 @@ int run(const Args& a) {
   dl::io::ProgressMeter meter(a.epochs, "mcl");
   const auto t0 = std::chrono::steady_clock::now();
   cohort.train(true);
+  std::int64_t global_step = 0;
   for (index_t epoch = 1; epoch <= a.epochs; ++epoch) {
     dl::optim::apply(*opt, schedule, epoch - 1);
     double sum = 0, sum_ce = 0, sum_mcl = 0, sum_kd = 0;
     index_t items = 0, steps = 0;
     std::fill(pair_sum.begin(), pair_sum.end(), 0.0);
+    index_t step = -1;
     for (const auto& batch : loader.epoch(epoch - 1)) {
+      ++step;
       if (batch.x.extent(0) < 2) continue;  // BN needs two series
       std::vector<int> y(batch.labels.begin(), batch.labels.end());
       auto xs = a.augment ? dl::data::augment(batch.x, view, aug_rng, batch.lengths) : batch.x.clone();
+      if (global_step++ == a.inject_nan_at) xs.data()[0] = std::numeric_limits<float>::quiet_NaN();
       auto x = dl::constant(ctx, std::move(xs));
       auto loss = cohort.loss(x, y);
+      const dl::optim::TrainPosition at{epoch - 1, step};  // divergence stops the run here, loudly (exit 3)
+      dl::optim::require_finite(loss.ce, "CE", at);
+      dl::optim::require_finite(loss.total.value()[0], "total", at);
       opt->zero_grad();
       loss.total.backward();
+      dl::optim::require_finite_gradients(opt->params(), at);
       opt->step();
+      dl::optim::require_finite_values(opt->params(), at);
       ++iteration;
       if (a.layerwise && iteration % a.meta_freq == 0) {
         const auto r = cohort.meta_step(x, y, a.meta_lr);
@@ -435,10 +430,5 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "mcl: {}\n", e.what());
-    return 1;
-  }
+  return dl::examples::guarded_main("mcl", [&] { return run(parse(argc, argv)); });
 }

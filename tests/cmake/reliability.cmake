@@ -62,3 +62,22 @@ add_test(NAME dcrls_help_lists_written_files COMMAND dcrls --help)
 set_tests_properties(dcrls_help_lists_written_files PROPERTIES
                      PASS_REGULAR_EXPRESSION "metrics.json, metrics.csv, loss.svg, embedding.svg, test_z.npy, test_y.npy"
                      FAIL_REGULAR_EXPRESSION "loss\\.csv")
+
+# disco and mcl: the same strict options, up-front checks and loud divergence (exit 3, no metrics).
+function(distill_example_case prog name args regex)
+  add_test(NAME ${prog}_${name} COMMAND ${prog} ${args})
+  set_tests_properties(${prog}_${name} PROPERTIES PASS_REGULAR_EXPRESSION "${regex}" TIMEOUT 120)
+endfunction()
+foreach(prog disco mcl)
+  distill_example_case(${prog} opt_epochs_trailing "--epochs;2x" "--epochs: '2x' is not a whole number")
+  distill_example_case(${prog} opt_seed_negative "--seed;-1" "--seed: '-1' is not a whole number")
+  distill_example_case(${prog} opt_tau_reciprocal "--tau;2e-39" "--tau: '2e-39' is not a usable temperature")
+  distill_example_case(${prog} out_is_file "--out;${rel_src}/kill_resume.py" "--out '.*kill_resume.py' exists and is not a directory")
+  distill_example_case(${prog} data_one_class "--dataset;${rel_src}/data/OneClass;--out;${rel_bin}/${prog}_out"
+                       "dataset 'OneClass' has 1 class in its training split but ${prog} needs at least 2")
+endforeach()
+distill_example_case(disco diverged "--variant;student;--epochs;2;--batch;8;--probe-steps;5;--quiet;--inject-nan-at-step;3;--out;${rel_bin}/disco_nan"
+                     "disco: training diverged at epoch 1, step [0-9]+: .*is NaN.*\ndisco: no metrics were written")
+distill_example_case(mcl diverged "--epochs;2;--batch;8;--quiet;--inject-nan-at-step;3;--out;${rel_bin}/mcl_nan"
+                     "mcl: training diverged at epoch 1, step [0-9]+: .*is NaN.*\nmcl: no metrics were written")
+distill_example_case(mcl opt_widths "--cohort;2;--widths;16,33" "--widths: 33 not in")
