@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/cli.hpp"
@@ -29,6 +30,7 @@
 #include "distill/io/progress.hpp"
 #include "distill/io/report.hpp"
 #include "distill/io/svg.hpp"
+#include "distill/io/train_state.hpp"
 #include "distill/models/disco.hpp"
 #include "distill/optim/adam.hpp"
 
@@ -65,6 +67,9 @@ struct Args {
   int probe_steps = 500;
   int kmeans_restarts = 10;
   bool quiet = false;
+  std::string resume;
+  std::int64_t checkpoint_every = 1;
+  std::string checkpoint_unit = "epoch";
   std::int64_t inject_nan_at = -1;  // test hook (hidden): a NaN in the input of this global step
 };
 
@@ -117,13 +122,31 @@ Args parse(int argc, char** argv) {
   app.add_option("--shuffle-groups", a.shuffle_groups, "shuffle-BN sub-batches of the key encoder (1: off)")
       ->check(integer_in<index_t>(1, 1024));
   app.add_option("--probe-steps", a.probe_steps, "linear-probe Adam steps")->check(integer_in<int>(1, 10'000'000));
-  app.add_option("--out", a.out, "output directory");
+  app.add_option("--out", a.out, "output directory (with --resume: the resumed directory)");
+  app.add_option("--checkpoint-every", a.checkpoint_every,
+                 "save the training state every N epochs or steps (see --checkpoint-unit); 0: only at the end")
+      ->check(integer_in<std::int64_t>(0, 1'000'000'000));
+  app.add_option("--checkpoint-unit", a.checkpoint_unit, "unit of --checkpoint-every")
+      ->check(CLI::IsMember({"epoch", "step"}));
+  app.add_option("--resume", a.resume,
+                 "continue the run whose output directory is DIR from its state.ckpt (same options; a different "
+                 "dataset, variant, teacher or setting is refused)");
   app.add_flag("--quiet", a.quiet, "no per-epoch progress lines");
   app.add_option("--inject-nan-at-step", a.inject_nan_at,
                  "test hook: put a NaN into the input of global step N (0-based) to exercise the divergence path")
       ->check(integer_in<std::int64_t>(0, 1'000'000'000))
       ->group("");  // hidden from --help
+  const bool out_given = argc > 0 && [&] {
+    for (int i = 1; i < argc; ++i)
+      if (std::string_view(argv[i]) == "--out" || std::string_view(argv[i]).starts_with("--out=")) return true;
+    return false;
+  }();
   dl::examples::parse_or_exit(app, argc, argv);
+  if (!a.resume.empty()) {
+    if (!out_given) a.out = a.resume;
+    DISTILL_CHECK(fs::weakly_canonical(a.resume) == fs::weakly_canonical(a.out), "--resume '", a.resume, "' and --out '",
+                  a.out, "' differ; a resumed run continues in its own directory (leave out --out)");
+  }
   a.threads = dl::examples::clamp_threads("disco", a.threads);
   if (a.teacher_epochs < 0) a.teacher_epochs = a.epochs;
   DISTILL_CHECK(a.teacher_epochs >= 1, "--teacher-epochs must be >= 1 (or -1 for --epochs), got ", a.teacher_epochs);
@@ -143,51 +166,86 @@ dl::models::DiscoConfig learner_config(const Args& a, index_t n_train, index_t b
           .balance = a.balance, .shuffle_groups = a.shuffle_groups};
 }
 
-/// Trains one learner (any variant) on the training split for `epochs`.
+/// Trains one learner (any variant) on the training split for `epochs`. With `state` (a student or teacher run's
+/// own directory), everything the loop depends on is registered there, restored when --resume was given, and
+/// saved per --checkpoint-every and at the end; without it (a cached teacher trained on the way), nothing is saved.
 template <class Learner>
 Curves train(dl::Context<dl::Cpu>& ctx, Learner& learner, const dl::data::Dataset& train_set, index_t batch,
-             index_t epochs, const Args& a, const std::string& label) {
+             index_t epochs, const Args& a, const std::string& label, dl::io::TrainState* state = nullptr) {
   dl::optim::Adam opt{learner.trainable(), {.lr = a.lr, .weight_decay = a.weight_decay}};
   dl::data::DataLoader loader(train_set, {.batch_size = batch, .shuffle = true, .drop_last = true}, ctx.make_rng(1));
   dl::CounterRng aug_rng = ctx.make_rng(2);
   const auto view = dl::data::AugmentConfig::moco_view();
   Curves c;
+  std::int64_t epoch = 0, step = 0, items = 0, steps = 0;
+  double sum = 0, sum_con = 0, sum_dis = 0;
+  if (state) {
+    state->add_module("net", learner.net).add_optimizer("adam", opt).add_rng("rng.init", ctx.rng())
+        .add_rng("rng.aug", aug_rng).add_loader("loader", loader, epoch, step).add_value("epoch.items", items)
+        .add_value("epoch.steps", steps).add_value("epoch.loss", sum).add_value("epoch.l_con", sum_con)
+        .add_value("epoch.l_dis", sum_dis).add_series("curve.loss", c.total).add_series("curve.l_con", c.con)
+        .add_series("curve.l_dis", c.dis);
+    if (learner.key) {
+      state->add_module("key", learner.key->module()).add_rng("rng.key", learner.key->rng());
+      state->add_queue("queue", learner.key->queue());
+    }
+    if (!a.resume.empty()) {
+      state->restore();
+      for (const auto& w : state->warnings()) fmt::print(stderr, "disco: warning: {}\n", w);
+      fmt::print("disco: resumed from {} at epoch {}, step {}\n", state->file().string(), epoch + 1, step + 1);
+    }
+  }
+  const std::int64_t nb = loader.num_batches();
+  auto due = [&](bool epoch_end) {
+    if (!state || a.checkpoint_every == 0) return false;
+    if (a.checkpoint_unit == "step") return (epoch * nb + step) % a.checkpoint_every == 0;
+    return epoch_end && epoch % a.checkpoint_every == 0;
+  };
   dl::io::ProgressMeter meter(epochs, label);
   const auto t0 = std::chrono::steady_clock::now();
   learner.train(true);
-  std::int64_t global_step = 0;
-  for (index_t epoch = 1; epoch <= epochs; ++epoch) {
-    double sum = 0, sum_con = 0, sum_dis = 0;
-    index_t items = 0, steps = 0, step = -1;
-    for (const auto& b : loader.epoch(epoch - 1)) {
+  while (epoch < epochs) {
+    const auto plan = loader.epoch_plan(epoch);
+    while (step < nb) {
+      const auto b = dl::data::gather(loader.dataset(), plan[static_cast<std::size_t>(step)]);
+      const dl::optim::TrainPosition at{epoch, step};  // divergence stops the run here, loudly (exit 3)
+      if (b.x.extent(0) >= 2) {  // a contrastive batch needs a negative; BN needs two series
+        auto views = dl::data::make_two_views(b, view, view, aug_rng);
+        if (epoch * nb + step == a.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
+        auto loss = learner.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
+        dl::optim::require_finite(loss.contrastive, "L_con", at);
+        dl::optim::require_finite(loss.distillation, "L_dis", at);
+        dl::optim::require_finite(loss.total.value()[0], "total", at);
+        opt.zero_grad();
+        loss.total.backward();
+        dl::optim::require_finite_gradients(opt.params(), at);
+        opt.step();
+        dl::optim::require_finite_values(opt.params(), at);
+        sum += loss.total.value()[0];
+        sum_con += loss.contrastive;
+        sum_dis += loss.balance * loss.distillation;
+        items += b.x.extent(0);
+        ++steps;
+      }
       ++step;
-      if (b.x.extent(0) < 2) continue;  // a contrastive batch needs a negative; BN needs two series
-      auto views = dl::data::make_two_views(b, view, view, aug_rng);
-      if (global_step++ == a.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
-      auto loss = learner.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
-      const dl::optim::TrainPosition at{epoch - 1, step};  // divergence stops the run here, loudly (exit 3)
-      dl::optim::require_finite(loss.contrastive, "L_con", at);
-      dl::optim::require_finite(loss.distillation, "L_dis", at);
-      dl::optim::require_finite(loss.total.value()[0], "total", at);
-      opt.zero_grad();
-      loss.total.backward();
-      dl::optim::require_finite_gradients(opt.params(), at);
-      opt.step();
-      dl::optim::require_finite_values(opt.params(), at);
-      sum += loss.total.value()[0];
-      sum_con += loss.contrastive;
-      sum_dis += loss.balance * loss.distillation;
-      items += b.x.extent(0);
-      ++steps;
+      const bool epoch_end = step == nb;
+      if (epoch_end) {  // close the epoch before a checkpoint, so the saved position is (epoch + 1, 0)
+        const double n = double(std::max<std::int64_t>(1, steps));
+        c.total.push_back(sum / n);
+        c.con.push_back(sum_con / n);
+        c.dis.push_back(sum_dis / n);
+        const std::string line = meter.tick(epoch + 1, sum / n, items);
+        if (!a.quiet && (epoch == 0 || epoch + 1 == epochs || (epoch + 1) % std::max<std::int64_t>(1, epochs / 10) == 0))
+          fmt::print("{}\n", line);
+        ++epoch;
+        step = items = steps = 0;
+        sum = sum_con = sum_dis = 0;
+      }
+      if (due(epoch_end)) state->save();
+      if (epoch_end) break;
     }
-    const double n = double(std::max<index_t>(1, steps));
-    c.total.push_back(sum / n);
-    c.con.push_back(sum_con / n);
-    c.dis.push_back(sum_dis / n);
-    const std::string line = meter.tick(epoch, sum / n, items);
-    if (!a.quiet && (epoch == 1 || epoch == epochs || epoch % std::max<index_t>(1, epochs / 10) == 0))
-      fmt::print("{}\n", line);
   }
+  if (state) state->save();  // the finished state: a --resume of a finished run only re-evaluates
   c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return c;
 }
@@ -243,10 +301,20 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
              learner.in_batch() ? std::string("in-batch SimCLR negatives (N < 64)")
                                 : fmt::format("MoCo queue K = {}", cfg.queue_size),
              a.threads, dl::isa_name(ctx.isa()));
-  const Curves c = train(ctx, learner, train_set, batch, a.epochs, a, train_set.name);
+  // The training state of this run: everything train() needs to continue after a kill (--resume).
+  dl::io::TrainState state(a.out);
+  using Match = dl::io::TrainState::Match;
+  state.config("program", "disco").config("variant", dl::models::variant_name(variant))
+      .config("dataset", train_set.name)
+      .config("train_file", dl::io::file_fingerprint(dl::data::resolve_ucr(a.dataset, a.data_root).train_path()))
+      .config("epochs", a.epochs).config("batch", batch).config("seed", a.seed).config("lr", a.lr)
+      .config("weight_decay", a.weight_decay).config("tau", a.tau).config("momentum", a.momentum)
+      .config("queue", cfg.queue_size).config("balance", a.balance).config("shuffle_groups", a.shuffle_groups)
+      .config("teacher", distill ? dl::io::file_fingerprint(teacher_path) : std::string("none"))
+      .config("teacher_bn", a.teacher_bn).config("threads", a.threads, Match::Warn);
+  const Curves c = train(ctx, learner, train_set, batch, a.epochs, a, train_set.name, &state);
 
   learner.train(false);
-  fs::create_directories(a.out);
   const std::string dir = a.out + "/";
   dl::io::Record tags;
   tags.set("method", "disco").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed))

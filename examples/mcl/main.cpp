@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/example.hpp"
@@ -30,6 +31,7 @@
 #include "distill/io/progress.hpp"
 #include "distill/io/report.hpp"
 #include "distill/io/svg.hpp"
+#include "distill/io/train_state.hpp"
 #include "distill/eval/evaluate.hpp"
 #include "distill/models/mcl.hpp"
 #include "distill/models/moco_mcl.hpp"
@@ -63,6 +65,9 @@ struct Args {
   int meta_freq = 50;
   double meta_lr = 0.1;
   bool quiet = false;
+  std::string resume;
+  std::int64_t checkpoint_every = 1;
+  std::string checkpoint_unit = "epoch";
   std::int64_t inject_nan_at = -1;  // test hook (hidden): a NaN in the input of this global step
   index_t queue = 0;
   double momentum = 0.99;
@@ -120,7 +125,16 @@ Args parse(int argc, char** argv) {
       ->check(integer_in<int>(1, 4096));
   app.add_option("--device", a.device, "device (only cpu in this build; the Cuda device is exercised by test_cuda_mcl)")
       ->check(CLI::IsMember({"cpu"}));
-  app.add_option("--out", a.out, "output directory");
+  app.add_option("--out", a.out, "output directory (with --resume: the resumed directory)");
+  app.add_option("--checkpoint-every", a.checkpoint_every,
+                 "save the training state every N epochs or steps (see --checkpoint-unit); 0: only at the end "
+                 "(supervised cohorts; --self-supervised saves only its final networks)")
+      ->check(integer_in<std::int64_t>(0, 1'000'000'000));
+  app.add_option("--checkpoint-unit", a.checkpoint_unit, "unit of --checkpoint-every")
+      ->check(CLI::IsMember({"epoch", "step"}));
+  app.add_option("--resume", a.resume,
+                 "continue the run whose output directory is DIR from its state.ckpt (same options; a different "
+                 "dataset, cohort or setting is refused)");
   app.add_flag("--quiet", a.quiet, "no per-epoch progress lines");
   app.add_option("--inject-nan-at-step", a.inject_nan_at,
                  "test hook: put a NaN into the input of global step N (0-based) to exercise the divergence path")
@@ -132,7 +146,20 @@ Args parse(int argc, char** argv) {
   app.add_option("--queue", a.queue, "MoCo queue size (0: min(1024, N_train rounded to batches))")
       ->check(integer_in<index_t>(0, 1'000'000));
   app.add_option("--momentum", a.momentum, "MoCo key-encoder EMA")->check(real_in(0, 1));
+  const bool out_given = [&] {
+    for (int i = 1; i < argc; ++i)
+      if (std::string_view(argv[i]) == "--out" || std::string_view(argv[i]).starts_with("--out=")) return true;
+    return false;
+  }();
   dl::examples::parse_or_exit(app, argc, argv);
+  if (!a.resume.empty()) {
+    namespace fs = std::filesystem;
+    if (!out_given) a.out = a.resume;
+    DISTILL_CHECK(fs::weakly_canonical(a.resume) == fs::weakly_canonical(a.out), "--resume '", a.resume, "' and --out '",
+                  a.out, "' differ; a resumed run continues in its own directory (leave out --out)");
+    DISTILL_CHECK(!a.self_supervised, "--resume: --self-supervised runs keep no training state yet (only their final "
+                  "networks); start the run again");
+  }
   a.threads = dl::examples::clamp_threads("mcl", a.threads);
   DISTILL_CHECK(!a.self_supervised || (a.cohort == 2 && !a.layerwise && !a.logit_distill),
                 "--self-supervised runs MoCo + MCL with --cohort 2 (no --layerwise / --logit-distill)");
@@ -299,14 +326,18 @@ int run(const Args& a) {
   dl::models::Cohort<float> cohort{cfg};
   for (int w : a.widths) add_network(cohort, ctx, w, train.num_classes);
 
-  std::unique_ptr<dl::optim::Optimizer<float>> opt;
+  // The optimizer of theta (networks, heads, aggregators), held by its concrete type so that a training state can
+  // save its moments.
+  std::unique_ptr<dl::optim::Adam<float>> adam;
+  std::unique_ptr<dl::optim::SGD<float>> sgd;
   if (a.optim == "adam")
-    opt = std::make_unique<dl::optim::Adam<float>>(cohort.trainable(),
-                                                   dl::optim::AdamOptions{.lr = a.lr, .weight_decay = a.weight_decay});
+    adam = std::make_unique<dl::optim::Adam<float>>(cohort.trainable(),
+                                                    dl::optim::AdamOptions{.lr = a.lr, .weight_decay = a.weight_decay});
   else
-    opt = std::make_unique<dl::optim::SGD<float>>(
+    sgd = std::make_unique<dl::optim::SGD<float>>(
         cohort.trainable(),
         dl::optim::SgdOptions{.lr = a.lr, .momentum = 0.9, .weight_decay = a.weight_decay, .nesterov = true});
+  dl::optim::Optimizer<float>* opt = adam ? static_cast<dl::optim::Optimizer<float>*>(adam.get()) : sgd.get();
   // The weight network's own optimizer (L-MCL): SGD Nesterov, as in the reference.
   std::unique_ptr<dl::optim::SGD<float>> meta_opt;
   if (a.layerwise)
@@ -325,60 +356,107 @@ int run(const Args& a) {
 
   std::vector<double> loss_curve, ce_curve, mcl_curve, kd_curve;
   const auto pair_names = a.layerwise ? cohort.pair_names() : std::vector<std::string>{};
-  std::vector<double> pair_sum(pair_names.size(), 0.0);
+  std::vector<double> pair_sum(pair_names.size(), 0.0);  // after the last epoch: its mean pair weights
   double meta_vnorm = 0;
-  index_t meta_steps = 0, iteration = 0;
+  std::int64_t meta_steps = 0, iteration = 0;
+  std::int64_t epoch = 0, step = 0, items = 0, steps = 0;
+  double sum = 0, sum_ce = 0, sum_mcl = 0, sum_kd = 0;
+
+  // The training state: everything the loop depends on, for --checkpoint-every and --resume.
+  dl::io::TrainState state(a.out);
+  using Match = dl::io::TrainState::Match;
+  state.config("program", "mcl").config("method", method).config("dataset", train.name)
+      .config("train_file", dl::io::file_fingerprint(dl::data::resolve_ucr(a.dataset, a.data_root).train_path()))
+      .config("cohort", a.cohort).config("widths", fmt::format("{}", fmt::join(a.widths, ",")))
+      .config("logit_distill", a.logit_distill).config("augment", a.augment).config("epochs", a.epochs)
+      .config("batch", a.batch).config("sampler", a.sampler).config("seed", a.seed).config("optim", a.optim)
+      .config("lr", a.lr).config("weight_decay", a.weight_decay).config("tau", a.w.tau)
+      .config("temperature", a.w.temperature).config("alpha", a.w.alpha).config("beta", a.w.beta)
+      .config("gamma", a.w.gamma).config("lambda", a.w.lambda).config("meta_freq", a.meta_freq)
+      .config("meta_lr", a.meta_lr).config("threads", a.threads, Match::Warn);
+  state.add_part("cohort", [&cohort](dl::io::Checkpoint& ck) { cohort.put(ck, "cohort"); },
+                 [&cohort](const dl::io::Checkpoint& ck) { cohort.load(ck, "cohort"); })
+      .add_rng("rng.init", ctx.rng()).add_rng("rng.aug", aug_rng).add_loader("loader", loader, epoch, step)
+      .add_value("iteration", iteration).add_value("meta.steps", meta_steps).add_value("meta.v_norm", meta_vnorm)
+      .add_value("epoch.items", items).add_value("epoch.steps", steps).add_value("epoch.loss", sum)
+      .add_value("epoch.ce", sum_ce).add_value("epoch.mcl", sum_mcl).add_value("epoch.kd", sum_kd)
+      .add_series("epoch.pair_sum", pair_sum).add_series("curve.loss", loss_curve).add_series("curve.ce", ce_curve)
+      .add_series("curve.mcl", mcl_curve).add_series("curve.kd", kd_curve);
+  if (adam) state.add_optimizer("adam", *adam);
+  if (sgd) state.add_optimizer("sgd", *sgd);
+  if (meta_opt) state.add_optimizer("meta_sgd", *meta_opt);
+  if (!a.resume.empty()) {
+    state.restore();
+    for (const auto& w : state.warnings()) fmt::print(stderr, "mcl: warning: {}\n", w);
+    fmt::print("mcl: resumed from {} at epoch {}, step {}\n", state.file().string(), epoch + 1, step + 1);
+  }
+  const std::int64_t nb = loader.num_batches();
+  auto due = [&](bool epoch_end) {
+    if (a.checkpoint_every == 0) return false;
+    if (a.checkpoint_unit == "step") return (epoch * nb + step) % a.checkpoint_every == 0;
+    return epoch_end && epoch % a.checkpoint_every == 0;
+  };
+
   dl::io::ProgressMeter meter(a.epochs, "mcl");
   const auto t0 = std::chrono::steady_clock::now();
   cohort.train(true);
-  std::int64_t global_step = 0;
-  for (index_t epoch = 1; epoch <= a.epochs; ++epoch) {
-    dl::optim::apply(*opt, schedule, epoch - 1);
-    double sum = 0, sum_ce = 0, sum_mcl = 0, sum_kd = 0;
-    index_t items = 0, steps = 0;
-    std::fill(pair_sum.begin(), pair_sum.end(), 0.0);
-    index_t step = -1;
-    for (const auto& batch : loader.epoch(epoch - 1)) {
-      ++step;
-      if (batch.x.extent(0) < 2) continue;  // BN needs two series
-      std::vector<int> y(batch.labels.begin(), batch.labels.end());
-      auto xs = a.augment ? dl::data::augment(batch.x, view, aug_rng, batch.lengths) : batch.x.clone();
-      if (global_step++ == a.inject_nan_at) xs.data()[0] = std::numeric_limits<float>::quiet_NaN();
-      auto x = dl::constant(ctx, std::move(xs));
-      auto loss = cohort.loss(x, y);
-      const dl::optim::TrainPosition at{epoch - 1, step};  // divergence stops the run here, loudly (exit 3)
-      dl::optim::require_finite(loss.ce, "CE", at);
-      dl::optim::require_finite(loss.total.value()[0], "total", at);
-      opt->zero_grad();
-      loss.total.backward();
-      dl::optim::require_finite_gradients(opt->params(), at);
-      opt->step();
-      dl::optim::require_finite_values(opt->params(), at);
-      ++iteration;
-      if (a.layerwise && iteration % a.meta_freq == 0) {
-        const auto r = cohort.meta_step(x, y, a.meta_lr);
-        meta_opt->step();
-        meta_vnorm = r.v_norm;
-        ++meta_steps;
+  while (epoch < a.epochs) {
+    dl::optim::apply(*opt, schedule, epoch);
+    const auto plan = loader.epoch_plan(epoch);
+    while (step < nb) {
+      const auto batch = dl::data::gather(loader.dataset(), plan[static_cast<std::size_t>(step)]);
+      const dl::optim::TrainPosition at{epoch, step};  // divergence stops the run here, loudly (exit 3)
+      if (batch.x.extent(0) >= 2) {  // BN needs two series
+        std::vector<int> y(batch.labels.begin(), batch.labels.end());
+        auto xs = a.augment ? dl::data::augment(batch.x, view, aug_rng, batch.lengths) : batch.x.clone();
+        if (epoch * nb + step == a.inject_nan_at) xs.data()[0] = std::numeric_limits<float>::quiet_NaN();
+        auto x = dl::constant(ctx, std::move(xs));
+        auto loss = cohort.loss(x, y);
+        dl::optim::require_finite(loss.ce, "CE", at);
+        dl::optim::require_finite(loss.total.value()[0], "total", at);
+        opt->zero_grad();
+        loss.total.backward();
+        dl::optim::require_finite_gradients(opt->params(), at);
+        opt->step();
+        dl::optim::require_finite_values(opt->params(), at);
+        ++iteration;
+        if (a.layerwise && iteration % a.meta_freq == 0) {
+          const auto r = cohort.meta_step(x, y, a.meta_lr);
+          meta_opt->step();
+          dl::optim::require_finite_values(meta_opt->params(), at);
+          meta_vnorm = r.v_norm;
+          ++meta_steps;
+        }
+        sum += loss.total.value()[0];
+        sum_ce += loss.ce;
+        sum_mcl += a.w.alpha * loss.vcl + a.w.beta * loss.icl + a.w.gamma * loss.soft_vcl + a.w.lambda * loss.soft_icl;
+        sum_kd += loss.kd;
+        for (std::size_t p = 0; p < pair_sum.size(); ++p) pair_sum[p] += loss.pair_weights[p];
+        items += batch.x.extent(0);
+        ++steps;
       }
-      sum += loss.total.value()[0];
-      sum_ce += loss.ce;
-      sum_mcl += a.w.alpha * loss.vcl + a.w.beta * loss.icl + a.w.gamma * loss.soft_vcl + a.w.lambda * loss.soft_icl;
-      sum_kd += loss.kd;
-      for (std::size_t p = 0; p < pair_sum.size(); ++p) pair_sum[p] += loss.pair_weights[p];
-      items += batch.x.extent(0);
-      ++steps;
+      ++step;
+      const bool epoch_end = step == nb;
+      if (epoch_end) {  // close the epoch before a checkpoint, so the saved position is (epoch + 1, 0)
+        const double n = double(std::max<std::int64_t>(1, steps));
+        loss_curve.push_back(sum / n);
+        ce_curve.push_back(sum_ce / n);
+        mcl_curve.push_back(sum_mcl / n);
+        kd_curve.push_back(sum_kd / n);
+        const std::string line = meter.tick(epoch + 1, sum / n, items);
+        if (!a.quiet && (epoch == 0 || epoch + 1 == a.epochs || (epoch + 1) % std::max<std::int64_t>(1, a.epochs / 10) == 0))
+          fmt::print("{}\n", line);
+        ++epoch;
+        if (epoch < a.epochs) std::fill(pair_sum.begin(), pair_sum.end(), 0.0);
+        else for (double& p : pair_sum) p /= n;  // the last epoch's mean pair weights (reported below)
+        step = items = steps = 0;
+        sum = sum_ce = sum_mcl = sum_kd = 0;
+      }
+      if (due(epoch_end)) state.save();
+      if (epoch_end) break;
     }
-    const double n = double(std::max<index_t>(1, steps));
-    loss_curve.push_back(sum / n);
-    ce_curve.push_back(sum_ce / n);
-    mcl_curve.push_back(sum_mcl / n);
-    kd_curve.push_back(sum_kd / n);
-    for (double& p : pair_sum) p /= n;
-    const std::string line = meter.tick(epoch, sum / n, items);
-    if (!a.quiet && (epoch == 1 || epoch == a.epochs || epoch % std::max<index_t>(1, a.epochs / 10) == 0))
-      fmt::print("{}\n", line);
   }
+  state.save();  // the finished state: a --resume of a finished run only re-evaluates
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // Test accuracy of every network and of the ensemble.

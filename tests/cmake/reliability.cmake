@@ -23,7 +23,17 @@ if(Python3_FOUND)
   add_test(NAME dcrls_progress_flushed
            COMMAND ${Python3_EXECUTABLE} ${rel_src}/kill_resume.py --binary $<TARGET_FILE:dcrls> --work ${rel_bin}/flush
                    --flush -- ${rel_short})
-  set_tests_properties(dcrls_kill_resume dcrls_divergence dcrls_progress_flushed PROPERTIES
+  # disco: a student on ECG200 (100 series >= 64: the MoCo queue and the key encoder are part of the state);
+  # mcl: L-MCL x2 with a meta step every 3 iterations (cohort, weight network, both optimizers).
+  add_test(NAME disco_kill_resume
+           COMMAND ${Python3_EXECUTABLE} ${rel_src}/kill_resume.py --binary $<TARGET_FILE:disco> --work ${rel_bin}/disco_kill
+                   --kills 3 -- --dataset ECG200 --variant student --epochs 12 --batch 8 --probe-steps 50 --threads 2
+                   --quiet --checkpoint-every 1 --checkpoint-unit step)
+  add_test(NAME mcl_kill_resume
+           COMMAND ${Python3_EXECUTABLE} ${rel_src}/kill_resume.py --binary $<TARGET_FILE:mcl> --work ${rel_bin}/mcl_kill
+                   --kills 3 -- --dataset GunPoint --layerwise --meta-freq 3 --epochs 12 --batch 8 --threads 2 --quiet
+                   --checkpoint-every 1 --checkpoint-unit step)
+  set_tests_properties(dcrls_kill_resume dcrls_divergence dcrls_progress_flushed disco_kill_resume mcl_kill_resume PROPERTIES
                        TIMEOUT 300 PASS_REGULAR_EXPRESSION "PASS|divergence: exit 3" FAIL_REGULAR_EXPRESSION "FAIL")
 endif()
 

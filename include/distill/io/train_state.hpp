@@ -56,6 +56,7 @@
 #include "distill/data/dataset.hpp"
 #include "distill/io/checkpoint.hpp"
 #include "distill/io/file.hpp"
+#include "distill/losses/queue.hpp"
 
 namespace distill::io {
 
@@ -137,6 +138,31 @@ public:
   TrainState& add_tensor(const std::string& name, Tensor<T, R, Cpu>& t) {
     return add(
         name, [&t, name](Checkpoint& ck) { ck.put(name, t); }, [&t, name](const Checkpoint& ck) { ck.read_into(name, t); });
+  }
+  /// Anything else with its own checkpoint entries (e.g. a cohort's put / load): `save` writes them, `load` reads
+  /// them back; every entry's name must be `name` or start with "<name>." (restore refuses unknown entries).
+  TrainState& add_part(const std::string& name, std::function<void(Checkpoint&)> save,
+                       std::function<void(const Checkpoint&)> load) {
+    return add(name, std::move(save), std::move(load));
+  }
+  /// A queue of keys (MoCo): its storage and its position (size, head).
+  template <class T>
+  TrainState& add_queue(const std::string& name, losses::Queue<T, Cpu>& q) {
+    add_tensor(name + ".keys", q.storage());
+    return add(
+        name + ".position",
+        [&q, name](Checkpoint& ck) {
+          Tensor<std::int64_t, 1, Cpu> t({2});
+          t[0] = q.size();
+          t[1] = q.head();
+          ck.put(name + ".position", t);
+        },
+        [&q, name](const Checkpoint& ck) {
+          const auto t = ck.get<std::int64_t, 1>(name + ".position");
+          DISTILL_CHECK(t.numel() == 2, "training state '", ck.path().string(), "': queue '", name,
+                        "' has a malformed position");
+          q.set_position(t[0], t[1]);
+        });
   }
   /// A random stream: its seed and stream must match on restore (they come from the run's seed), the counter
   /// is restored.

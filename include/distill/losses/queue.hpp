@@ -105,6 +105,19 @@ public:
     }
   }
 
+  /// The ring's storage [capacity, dim] (every slot, filled or not) and its position: what a training state saves
+  /// (io::TrainState::add_queue) so that a resumed run continues with the same keys in the same slots.
+  Tensor<T, 2, D>& storage() noexcept { return buf_; }
+  /// Restores the position saved with storage(); refuses one this queue cannot have.
+  void set_position(index_t size, index_t head) {
+    DISTILL_CHECK(size >= 0 && size <= capacity() && head >= 0 && (head < capacity() || capacity() == 0) &&
+                      (size == capacity() || head == size),
+                  "Queue::set_position: size ", size, " and head ", head, " are not a position of a queue of capacity ",
+                  capacity());
+    size_ = size;
+    head_ = head;
+  }
+
   /// The filled slots [size, dim], in storage order, sharing the queue's storage.
   Tensor<T, 2, D> contents() const { return buf_.slice0(0, size_); }
 

@@ -494,15 +494,18 @@ public:
     return acc;
   }
 
-  /// Every network's parameters and buffers under "net<i>.".
-  void put(io::Checkpoint& ck) const {
-    for (std::size_t i = 0; i < nets_.size(); ++i) nets_[i]->put(ck, "net" + std::to_string(i));
+  /// Every network's parameters and buffers under "net<i>." (under "<prefix>.net<i>." with a prefix).
+  void put(io::Checkpoint& ck, const std::string& prefix = {}) const {
+    for (std::size_t i = 0; i < nets_.size(); ++i) nets_[i]->put(ck, net_name(prefix, i));
   }
-  void load(const io::Checkpoint& ck) {
-    for (std::size_t i = 0; i < nets_.size(); ++i) nets_[i]->load(ck, "net" + std::to_string(i));
+  void load(const io::Checkpoint& ck, const std::string& prefix = {}) {
+    for (std::size_t i = 0; i < nets_.size(); ++i) nets_[i]->load(ck, net_name(prefix, i));
   }
 
 private:
+  static std::string net_name(const std::string& prefix, std::size_t i) {
+    return (prefix.empty() ? std::string() : prefix + ".") + "net" + std::to_string(i);
+  }
   CohortLoss<T, D> mcl_loss(const Var<T, 3, D>& x, std::span<const int> labels) {
     const std::size_t M = nets_.size();
     auto out = forward(x, M >= 2);

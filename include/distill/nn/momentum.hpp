@@ -142,6 +142,8 @@ public:
   }
 
   bool has_queue() const noexcept { return queue_.has_value(); }
+  /// The random stream of the shuffle-BN permutations (saved by a training state).
+  CounterRng& rng() noexcept { return rng_; }
   /// The FIFO of keys (MomentumOptions::queue_size > 0 only).
   losses::Queue<T, D>& queue() {
     DISTILL_CHECK(queue_.has_value(), "MomentumEncoder::queue: this encoder was built with queue_size 0");
