@@ -19,6 +19,7 @@
 #include "distill/data/ucr.hpp"
 #include "distill/io/checkpoint.hpp"
 #include "distill/io/npy.hpp"
+#include "distill/losses/queue.hpp"
 #include "distill/io/train_state.hpp"
 #include "distill/losses/contrastive.hpp"
 #include "distill/losses/distillation.hpp"
@@ -294,6 +295,35 @@ TEST_CASE("TrainState: save, restore into fresh objects, continue: bitwise equal
   resumed.train_until(8);
   REQUIRE(resumed.bytes() == ref.bytes());
   REQUIRE(resumed.curve == ref.curve);
+}
+
+TEST_CASE("TrainState: a MoCo queue's keys and position survive save and restore; a bad position is refused",
+          "[reliability][train_state]") {
+  TempDir dir("ts_queue");
+  CounterRng rng(7, 1);
+  losses::Queue<float> q(5, 3);
+  Tensor<float, 2> keys(Shape<2>{7, 3});
+  for (auto& v : keys) v = static_cast<float>(rng.normal());
+  q.enqueue(keys.slice0(0, 3));  // not full: size 3, head 3
+  {
+    io::TrainState st(dir.path);
+    st.add_queue("queue", q);
+    st.save();
+  }
+  losses::Queue<float> back(5, 3);
+  io::TrainState st(dir.path);
+  st.add_queue("queue", back);
+  st.restore();
+  REQUIRE(back.size() == 3);
+  REQUIRE(back.head() == 3);
+  // The same keys in the same slots, and the same ring behaviour afterwards.
+  q.enqueue(keys.slice0(3, 4));
+  back.enqueue(keys.slice0(3, 4));
+  REQUIRE(back.full());
+  REQUIRE(back.head() == 2);
+  for (index_t i = 0; i < 15; ++i) REQUIRE(back.storage().data()[i] == q.storage().data()[i]);
+  REQUIRE_THROWS_WITH(back.set_position(2, 4), Catch::Contains("not a position of a queue of capacity 5"));
+  REQUIRE_THROWS_WITH(back.set_position(6, 0), Catch::Contains("not a position"));
 }
 
 TEST_CASE("TrainState: a damaged state.ckpt falls back to the previous good one", "[reliability][train_state]") {
