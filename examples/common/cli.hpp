@@ -25,6 +25,7 @@
 #include <system_error>
 #include <thread>
 
+#include "distill/core/error.hpp"
 #include "distill/optim/divergence.hpp"
 
 namespace distill::examples {
@@ -122,6 +123,59 @@ inline void prepare_output_dir(const std::string& option, const std::filesystem:
   const bool closed = std::fclose(f) == 0;
   fs::remove(probe, ec);
   if (!ok || !closed) DISTILL_FAIL(option, " '", dir.string(), "' is not writable: writing a test file failed");
+}
+
+/// The options every training example shares: where its outputs go, how often its training state is saved, resuming
+/// a killed run, progress lines, and the hidden divergence test hook. add_run_options() declares them,
+/// finish_run_options() settles --out after parsing.
+struct RunOptions {
+  std::string out;     // default: the program's, or the --resume directory
+  std::string resume;  // a run directory holding state.ckpt
+  std::int64_t checkpoint_every = 1;
+  std::string checkpoint_unit = "epoch";
+  bool quiet = false;
+  std::int64_t inject_nan_at = -1;  // test hook: a NaN in the input of this global step (0-based)
+
+  /// Whether the training state is due after the step that brought the loader to (epoch, step) of `nb` steps per
+  /// epoch (epoch_end: that step closed an epoch).
+  bool checkpoint_due(std::int64_t epoch, std::int64_t step, std::int64_t nb, bool epoch_end) const {
+    if (checkpoint_every == 0) return false;
+    if (checkpoint_unit == "step") return (epoch * nb + step) % checkpoint_every == 0;
+    return epoch_end && epoch % checkpoint_every == 0;
+  }
+  /// Whether the progress line of 0-based `epoch` (just finished) is printed: the first, the last and every tenth.
+  bool shows_progress(std::int64_t epoch, std::int64_t epochs) const {
+    return !quiet && (epoch == 0 || epoch + 1 == epochs || (epoch + 1) % std::max<std::int64_t>(1, epochs / 10) == 0);
+  }
+};
+
+/// Declares --out, --checkpoint-every, --checkpoint-unit, --resume, --quiet and the hidden --inject-nan-at-step.
+/// `refused`: what a resume with other settings is refused for (e.g. "dataset, variant or setting").
+inline void add_run_options(CLI::App& app, RunOptions& r, const std::string& default_out, const std::string& refused) {
+  app.add_option("--out", r.out, "output directory (default " + default_out + "; with --resume, the resumed directory)");
+  app.add_option("--checkpoint-every", r.checkpoint_every,
+                 "save the training state every N epochs or steps (see --checkpoint-unit); 0: only at the end")
+      ->check(integer_in<std::int64_t>(0, 1'000'000'000));
+  app.add_option("--checkpoint-unit", r.checkpoint_unit, "unit of --checkpoint-every")
+      ->check(CLI::IsMember({"epoch", "step"}));
+  app.add_option("--resume", r.resume,
+                 "continue the run whose output directory is DIR from its state.ckpt (same options; another " +
+                     refused + " is refused)");
+  app.add_flag("--quiet", r.quiet, "no per-epoch progress lines");
+  app.add_option("--inject-nan-at-step", r.inject_nan_at,
+                 "test hook: put a NaN into the input of global step N (0-based) to exercise the divergence path")
+      ->check(integer_in<std::int64_t>(0, 1'000'000'000))
+      ->group("");  // hidden from --help
+}
+
+/// After parsing: --out defaults to the --resume directory (else `default_out`); a resumed run continues in its
+/// own directory, so a different --out is refused.
+inline void finish_run_options(RunOptions& r, const std::string& default_out) {
+  namespace fs = std::filesystem;
+  if (r.out.empty()) r.out = r.resume.empty() ? default_out : r.resume;
+  if (!r.resume.empty() && fs::weakly_canonical(r.resume) != fs::weakly_canonical(r.out))
+    DISTILL_FAIL("--resume '", r.resume, "' and --out '", r.out,
+                 "' differ; a resumed run continues in its own directory (leave out --out)");
 }
 
 /// Progress lines reach a redirected stdout as they are printed (line buffering instead of block buffering).

@@ -39,9 +39,8 @@ using dl::index_t;
 namespace {
 
 struct Args {
+  dl::examples::RunOptions run;  // --out, --resume, --checkpoint-every/-unit, --quiet
   std::string dataset = "GunPoint";
-  std::string out;  // default runs/dcrls, or the --resume directory
-  std::string resume;
   std::string variant = "sd";
   std::string device = "cpu";
   std::int64_t epochs = 40;
@@ -52,10 +51,6 @@ struct Args {
   double tau = 0.2, temperature = 3.0, lambda_sd = 1.0;
   int probe_steps = 500;
   int kmeans_restarts = 10;
-  std::int64_t checkpoint_every = 1;
-  std::string checkpoint_unit = "epoch";
-  bool quiet = false;
-  std::int64_t inject_nan_at = -1;  // test hook (hidden): a NaN in the input of this global step
 };
 
 Args parse(int argc, char** argv) {
@@ -90,33 +85,17 @@ Args parse(int argc, char** argv) {
   app.add_option("--temperature", a.temperature, "self-distillation temperature T")->check(dl::examples::temperature());
   app.add_option("--lambda", a.lambda_sd, "self-distillation weight")->check(real_in(0, 1e6));
   app.add_option("--probe-steps", a.probe_steps, "linear-probe Adam steps")->check(integer_in<int>(1, 10'000'000));
-  app.add_option("--out", a.out, "output directory (default runs/dcrls; with --resume, the resumed directory)");
-  app.add_option("--checkpoint-every", a.checkpoint_every,
-                 "save the training state every N epochs or steps (see --checkpoint-unit); 0: only at the end")
-      ->check(integer_in<std::int64_t>(0, 1'000'000'000));
-  app.add_option("--checkpoint-unit", a.checkpoint_unit, "unit of --checkpoint-every")
-      ->check(CLI::IsMember({"epoch", "step"}));
-  app.add_option("--resume", a.resume,
-                 "continue the run whose output directory is DIR from its state.ckpt (same options; a different "
-                 "dataset, model or setting is refused)");
-  app.add_flag("--quiet", a.quiet, "no per-epoch progress lines");
-  app.add_option("--inject-nan-at-step", a.inject_nan_at,
-                 "test hook: put a NaN into the input of global step N (0-based) to exercise the divergence path")
-      ->check(integer_in<std::int64_t>(0, 1'000'000'000))
-      ->group("");  // hidden from --help
+  dl::examples::add_run_options(app, a.run, "runs/dcrls", "dataset, model, variant or setting");
   dl::examples::parse_or_exit(app, argc, argv);
-  if (a.out.empty()) a.out = a.resume.empty() ? "runs/dcrls" : a.resume;
-  if (!a.resume.empty() && std::filesystem::weakly_canonical(a.resume) != std::filesystem::weakly_canonical(a.out))
-    DISTILL_FAIL("--resume '", a.resume, "' and --out '", a.out,
-                 "' differ; a resumed run continues in its own directory (leave out --out)");
+  dl::examples::finish_run_options(a.run, "runs/dcrls");
   a.threads = dl::examples::clamp_threads("dcrls", a.threads);
   return a;
 }
 
 int run(const Args& a) {
   namespace fs = std::filesystem;
-  dl::examples::prepare_output_dir("--out", a.out);  // before any work: a bad --out fails now, not after training
-  const std::string dir = a.out + "/";
+  dl::examples::prepare_output_dir("--out", a.run.out);  // before any work: a bad --out fails now, not after training
+  const std::string dir = a.run.out + "/";
   for (const char* stale : {"metrics.json", "metrics.csv"}) fs::remove(dir + stale);  // never left from a failed run
 
   dl::Context<dl::Cpu> ctx(a.threads, a.seed);
@@ -144,7 +123,7 @@ int run(const Args& a) {
   std::int64_t epoch = 0, step = 0, items = 0, steps = 0;
   double sum = 0, sum_dc = 0, sum_sd = 0;
   std::vector<double> loss_curve, dc_curve, sd_curve;
-  dl::io::TrainState state(a.out);
+  dl::io::TrainState state(a.run.out);
   using Match = dl::io::TrainState::Match;
   const auto loc = dl::data::resolve_ucr(a.dataset);
   state.config("program", "dcrls").config("model", "Dcrls<64> ResNet1D(64) + 3 MLP heads")
@@ -156,18 +135,14 @@ int run(const Args& a) {
       .add_loader("loader", loader, epoch, step).add_value("epoch.items", items).add_value("epoch.steps", steps)
       .add_value("epoch.loss", sum).add_value("epoch.l_dc", sum_dc).add_value("epoch.l_sd", sum_sd)
       .add_series("curve.loss", loss_curve).add_series("curve.l_dc", dc_curve).add_series("curve.l_sd", sd_curve);
-  if (!a.resume.empty()) {
+  if (!a.run.resume.empty()) {
     state.restore();
     for (const auto& w : state.warnings()) fmt::print(stderr, "dcrls: warning: {}\n", w);
     fmt::print("dcrls: resumed from {} at epoch {}, step {}\n", state.file().string(), epoch + 1, step + 1);
   }
 
   const std::int64_t nb = loader.num_batches();
-  auto due = [&](bool epoch_end) {
-    if (a.checkpoint_every == 0) return false;
-    if (a.checkpoint_unit == "step") return (epoch * nb + step) % a.checkpoint_every == 0;
-    return epoch_end && epoch % a.checkpoint_every == 0;
-  };
+  auto due = [&](bool epoch_end) { return a.run.checkpoint_due(epoch, step, nb, epoch_end); };
   dl::io::ProgressMeter meter(a.epochs, "dcrls");
   const auto t0 = std::chrono::steady_clock::now();
   model.train(true);
@@ -175,7 +150,7 @@ int run(const Args& a) {
     const auto plan = loader.epoch_plan(epoch);
     while (step < nb) {
       auto batch = dl::data::gather(loader.dataset(), plan[static_cast<std::size_t>(step)]);
-      if (epoch * nb + step == a.inject_nan_at) batch.x.data()[0] = std::numeric_limits<float>::quiet_NaN();
+      if (epoch * nb + step == a.run.inject_nan_at) batch.x.data()[0] = std::numeric_limits<float>::quiet_NaN();
       const dl::optim::TrainPosition at{epoch, step};
       if (batch.x.extent(0) >= 2) {  // a contrastive batch needs a negative; BN needs two series
         dl::models::DcrlsLoss<float, dl::Cpu> loss;
@@ -209,7 +184,7 @@ int run(const Args& a) {
         dc_curve.push_back(sum_dc / n);
         sd_curve.push_back(sum_sd / n);
         const std::string line = meter.tick(epoch + 1, sum / n, items);
-        if (!a.quiet && (epoch == 0 || epoch + 1 == a.epochs || (epoch + 1) % std::max<std::int64_t>(1, a.epochs / 10) == 0))
+        if (a.run.shows_progress(epoch, a.epochs))
           fmt::print("{}\n", line);
         ++epoch;
         step = items = steps = 0;

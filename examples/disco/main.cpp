@@ -47,9 +47,9 @@ using WideNet = dl::models::DiscoWideNet<float, dl::Cpu>;
 using Teacher = dl::nn::FrozenTeacher<TeacherNet>;
 
 struct Args {
+  dl::examples::RunOptions run;  // --out, --resume, --checkpoint-every/-unit, --quiet
   std::string dataset = "GunPoint";
   std::string data_root;
-  std::string out = "runs/disco";
   std::string variant = "disco";
   std::string device = "cpu";
   std::string teacher;                              // checkpoint of a TeacherNet (empty: cache)
@@ -66,11 +66,6 @@ struct Args {
   index_t shuffle_groups = 1;
   int probe_steps = 500;
   int kmeans_restarts = 10;
-  bool quiet = false;
-  std::string resume;
-  std::int64_t checkpoint_every = 1;
-  std::string checkpoint_unit = "epoch";
-  std::int64_t inject_nan_at = -1;  // test hook (hidden): a NaN in the input of this global step
 };
 
 Args parse(int argc, char** argv) {
@@ -122,31 +117,9 @@ Args parse(int argc, char** argv) {
   app.add_option("--shuffle-groups", a.shuffle_groups, "shuffle-BN sub-batches of the key encoder (1: off)")
       ->check(integer_in<index_t>(1, 1024));
   app.add_option("--probe-steps", a.probe_steps, "linear-probe Adam steps")->check(integer_in<int>(1, 10'000'000));
-  app.add_option("--out", a.out, "output directory (with --resume: the resumed directory)");
-  app.add_option("--checkpoint-every", a.checkpoint_every,
-                 "save the training state every N epochs or steps (see --checkpoint-unit); 0: only at the end")
-      ->check(integer_in<std::int64_t>(0, 1'000'000'000));
-  app.add_option("--checkpoint-unit", a.checkpoint_unit, "unit of --checkpoint-every")
-      ->check(CLI::IsMember({"epoch", "step"}));
-  app.add_option("--resume", a.resume,
-                 "continue the run whose output directory is DIR from its state.ckpt (same options; a different "
-                 "dataset, variant, teacher or setting is refused)");
-  app.add_flag("--quiet", a.quiet, "no per-epoch progress lines");
-  app.add_option("--inject-nan-at-step", a.inject_nan_at,
-                 "test hook: put a NaN into the input of global step N (0-based) to exercise the divergence path")
-      ->check(integer_in<std::int64_t>(0, 1'000'000'000))
-      ->group("");  // hidden from --help
-  const bool out_given = argc > 0 && [&] {
-    for (int i = 1; i < argc; ++i)
-      if (std::string_view(argv[i]) == "--out" || std::string_view(argv[i]).starts_with("--out=")) return true;
-    return false;
-  }();
+  dl::examples::add_run_options(app, a.run, "runs/disco", "dataset, variant, teacher or setting");
   dl::examples::parse_or_exit(app, argc, argv);
-  if (!a.resume.empty()) {
-    if (!out_given) a.out = a.resume;
-    DISTILL_CHECK(fs::weakly_canonical(a.resume) == fs::weakly_canonical(a.out), "--resume '", a.resume, "' and --out '",
-                  a.out, "' differ; a resumed run continues in its own directory (leave out --out)");
-  }
+  dl::examples::finish_run_options(a.run, "runs/disco");
   a.threads = dl::examples::clamp_threads("disco", a.threads);
   if (a.teacher_epochs < 0) a.teacher_epochs = a.epochs;
   DISTILL_CHECK(a.teacher_epochs >= 1, "--teacher-epochs must be >= 1 (or -1 for --epochs), got ", a.teacher_epochs);
@@ -189,18 +162,14 @@ Curves train(dl::Context<dl::Cpu>& ctx, Learner& learner, const dl::data::Datase
       state->add_module("key", learner.key->module()).add_rng("rng.key", learner.key->rng());
       state->add_queue("queue", learner.key->queue());
     }
-    if (!a.resume.empty()) {
+    if (!a.run.resume.empty()) {
       state->restore();
       for (const auto& w : state->warnings()) fmt::print(stderr, "disco: warning: {}\n", w);
       fmt::print("disco: resumed from {} at epoch {}, step {}\n", state->file().string(), epoch + 1, step + 1);
     }
   }
   const std::int64_t nb = loader.num_batches();
-  auto due = [&](bool epoch_end) {
-    if (!state || a.checkpoint_every == 0) return false;
-    if (a.checkpoint_unit == "step") return (epoch * nb + step) % a.checkpoint_every == 0;
-    return epoch_end && epoch % a.checkpoint_every == 0;
-  };
+  auto due = [&](bool epoch_end) { return state && a.run.checkpoint_due(epoch, step, nb, epoch_end); };
   dl::io::ProgressMeter meter(epochs, label);
   const auto t0 = std::chrono::steady_clock::now();
   learner.train(true);
@@ -211,7 +180,7 @@ Curves train(dl::Context<dl::Cpu>& ctx, Learner& learner, const dl::data::Datase
       const dl::optim::TrainPosition at{epoch, step};  // divergence stops the run here, loudly (exit 3)
       if (b.x.extent(0) >= 2) {  // a contrastive batch needs a negative; BN needs two series
         auto views = dl::data::make_two_views(b, view, view, aug_rng);
-        if (epoch * nb + step == a.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
+        if (epoch * nb + step == a.run.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
         auto loss = learner.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
         dl::optim::require_finite(loss.contrastive, "L_con", at);
         dl::optim::require_finite(loss.distillation, "L_dis", at);
@@ -235,7 +204,7 @@ Curves train(dl::Context<dl::Cpu>& ctx, Learner& learner, const dl::data::Datase
         c.con.push_back(sum_con / n);
         c.dis.push_back(sum_dis / n);
         const std::string line = meter.tick(epoch + 1, sum / n, items);
-        if (!a.quiet && (epoch == 0 || epoch + 1 == epochs || (epoch + 1) % std::max<std::int64_t>(1, epochs / 10) == 0))
+        if (a.run.shows_progress(epoch, epochs))
           fmt::print("{}\n", line);
         ++epoch;
         step = items = steps = 0;
@@ -302,7 +271,7 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
                                 : fmt::format("MoCo queue K = {}", cfg.queue_size),
              a.threads, dl::isa_name(ctx.isa()));
   // The training state of this run: everything train() needs to continue after a kill (--resume).
-  dl::io::TrainState state(a.out);
+  dl::io::TrainState state(a.run.out);
   using Match = dl::io::TrainState::Match;
   state.config("program", "disco").config("variant", dl::models::variant_name(variant))
       .config("dataset", train_set.name)
@@ -315,7 +284,7 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
   const Curves c = train(ctx, learner, train_set, batch, a.epochs, a, train_set.name, &state);
 
   learner.train(false);
-  const std::string dir = a.out + "/";
+  const std::string dir = a.run.out + "/";
   dl::io::Record tags;
   tags.set("method", "disco").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed))
       .set("cpu_isa", dl::isa_name(ctx.isa()))
@@ -354,9 +323,9 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
 }
 
 int run(const Args& a) {
-  dl::examples::prepare_output_dir("--out", a.out);  // before any work: a bad --out fails now, not after training
+  dl::examples::prepare_output_dir("--out", a.run.out);  // before any work: a bad --out fails now, not after training
   for (const char* stale : {"metrics.json", "metrics.csv"})  // never left from an earlier or failed run
-    std::filesystem::remove(std::filesystem::path(a.out) / stale);
+    std::filesystem::remove(std::filesystem::path(a.run.out) / stale);
   dl::data::UcrOptions uo;
   uo.root = a.data_root;
   const auto splits = dl::data::load_ucr(a.dataset, uo);  // TEST length and labels checked against TRAIN

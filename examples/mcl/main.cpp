@@ -45,9 +45,9 @@ using dl::index_t;
 namespace {
 
 struct Args {
+  dl::examples::RunOptions run;  // --out, --resume, --checkpoint-every/-unit, --quiet
   std::string dataset = "GunPoint";
   std::string data_root;
-  std::string out = "runs/mcl";
   std::string device = "cpu";
   std::string optim = "adam";
   std::string sampler = "random";
@@ -64,11 +64,6 @@ struct Args {
   bool tau_set = false;
   int meta_freq = 50;
   double meta_lr = 0.1;
-  bool quiet = false;
-  std::string resume;
-  std::int64_t checkpoint_every = 1;
-  std::string checkpoint_unit = "epoch";
-  std::int64_t inject_nan_at = -1;  // test hook (hidden): a NaN in the input of this global step
   index_t queue = 0;
   double momentum = 0.99;
 };
@@ -125,41 +120,18 @@ Args parse(int argc, char** argv) {
       ->check(integer_in<int>(1, 4096));
   app.add_option("--device", a.device, "device (only cpu in this build; the Cuda device is exercised by test_cuda_mcl)")
       ->check(CLI::IsMember({"cpu"}));
-  app.add_option("--out", a.out, "output directory (with --resume: the resumed directory)");
-  app.add_option("--checkpoint-every", a.checkpoint_every,
-                 "save the training state every N epochs or steps (see --checkpoint-unit); 0: only at the end "
-                 "(supervised cohorts; --self-supervised saves only its final networks)")
-      ->check(integer_in<std::int64_t>(0, 1'000'000'000));
-  app.add_option("--checkpoint-unit", a.checkpoint_unit, "unit of --checkpoint-every")
-      ->check(CLI::IsMember({"epoch", "step"}));
-  app.add_option("--resume", a.resume,
-                 "continue the run whose output directory is DIR from its state.ckpt (same options; a different "
-                 "dataset, cohort or setting is refused)");
-  app.add_flag("--quiet", a.quiet, "no per-epoch progress lines");
-  app.add_option("--inject-nan-at-step", a.inject_nan_at,
-                 "test hook: put a NaN into the input of global step N (0-based) to exercise the divergence path")
-      ->check(integer_in<std::int64_t>(0, 1'000'000'000))
-      ->group("");  // hidden from --help
+  dl::examples::add_run_options(app, a.run, "runs/mcl", "dataset, cohort or setting");
   app.add_flag("--self-supervised", a.self_supervised,
                "MoCo + MCL (no labels): a momentum encoder and a queue per network, two views (jitter + scaling / "
                "permutation + jitter); evaluation: linear probe per network");
   app.add_option("--queue", a.queue, "MoCo queue size (0: min(1024, N_train rounded to batches))")
       ->check(integer_in<index_t>(0, 1'000'000));
   app.add_option("--momentum", a.momentum, "MoCo key-encoder EMA")->check(real_in(0, 1));
-  const bool out_given = [&] {
-    for (int i = 1; i < argc; ++i)
-      if (std::string_view(argv[i]) == "--out" || std::string_view(argv[i]).starts_with("--out=")) return true;
-    return false;
-  }();
   dl::examples::parse_or_exit(app, argc, argv);
-  if (!a.resume.empty()) {
-    namespace fs = std::filesystem;
-    if (!out_given) a.out = a.resume;
-    DISTILL_CHECK(fs::weakly_canonical(a.resume) == fs::weakly_canonical(a.out), "--resume '", a.resume, "' and --out '",
-                  a.out, "' differ; a resumed run continues in its own directory (leave out --out)");
-    DISTILL_CHECK(!a.self_supervised, "--resume: --self-supervised runs keep no training state yet (only their final "
-                  "networks); start the run again");
-  }
+  dl::examples::finish_run_options(a.run, "runs/mcl");
+  DISTILL_CHECK(a.run.resume.empty() || !a.self_supervised,
+                "--resume: --self-supervised runs keep no training state yet (only their final networks); start the "
+                "run again");
   a.threads = dl::examples::clamp_threads("mcl", a.threads);
   DISTILL_CHECK(!a.self_supervised || (a.cohort == 2 && !a.layerwise && !a.logit_distill),
                 "--self-supervised runs MoCo + MCL with --cohort 2 (no --layerwise / --logit-distill)");
@@ -229,7 +201,7 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
       ++step;
       if (batch.x.extent(0) < 2) continue;
       auto views = dl::data::make_two_views(batch, v1, v2, aug_rng);
-      if (global_step++ == a.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
+      if (global_step++ == a.run.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
       auto l = moco.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
       const dl::optim::TrainPosition at{epoch - 1, step};  // divergence stops the run here, loudly (exit 3)
       dl::optim::require_finite(l.total.value()[0], "total", at);
@@ -252,12 +224,12 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
     icl_curve.push_back(si / n);
     soft_curve.push_back(ss / n);
     const std::string line = meter.tick(epoch, sum / n, items);
-    if (!a.quiet && (epoch == 1 || epoch == a.epochs || epoch % std::max<index_t>(1, a.epochs / 10) == 0))
+    if (a.run.shows_progress(epoch - 1, a.epochs))
       fmt::print("{}\n", line);
   }
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  fs::create_directories(a.out);
-  const std::string dir = a.out + "/";
+  fs::create_directories(a.run.out);
+  const std::string dir = a.run.out + "/";
   query.train(false);
   dl::io::Record rec;
   rec.set("method", "moco_mcl").set("cpu_isa", dl::isa_name(ctx.isa())).set("dataset", train.name).set("cohort", a.cohort).set("seed", double(a.seed))
@@ -299,9 +271,9 @@ int run(const Args& a) {
   // OpenMP's default team size follows --threads: Eigen's small GEMMs called outside distill's own parallel
   // regions (cpu::gemm's single-panel path) would otherwise start omp_get_max_threads() threads.
   omp_set_num_threads(a.threads);
-  dl::examples::prepare_output_dir("--out", a.out);  // before any work: a bad --out fails now, not after training
+  dl::examples::prepare_output_dir("--out", a.run.out);  // before any work: a bad --out fails now, not after training
   for (const char* stale : {"metrics.json", "metrics.csv"})  // never left from an earlier or failed run
-    std::filesystem::remove(std::filesystem::path(a.out) / stale);
+    std::filesystem::remove(std::filesystem::path(a.run.out) / stale);
   dl::Context<dl::Cpu> ctx(a.threads, a.seed);
   dl::data::UcrOptions uo;
   uo.root = a.data_root;
@@ -363,7 +335,7 @@ int run(const Args& a) {
   double sum = 0, sum_ce = 0, sum_mcl = 0, sum_kd = 0;
 
   // The training state: everything the loop depends on, for --checkpoint-every and --resume.
-  dl::io::TrainState state(a.out);
+  dl::io::TrainState state(a.run.out);
   using Match = dl::io::TrainState::Match;
   state.config("program", "mcl").config("method", method).config("dataset", train.name)
       .config("train_file", dl::io::file_fingerprint(dl::data::resolve_ucr(a.dataset, a.data_root).train_path()))
@@ -385,17 +357,13 @@ int run(const Args& a) {
   if (adam) state.add_optimizer("adam", *adam);
   if (sgd) state.add_optimizer("sgd", *sgd);
   if (meta_opt) state.add_optimizer("meta_sgd", *meta_opt);
-  if (!a.resume.empty()) {
+  if (!a.run.resume.empty()) {
     state.restore();
     for (const auto& w : state.warnings()) fmt::print(stderr, "mcl: warning: {}\n", w);
     fmt::print("mcl: resumed from {} at epoch {}, step {}\n", state.file().string(), epoch + 1, step + 1);
   }
   const std::int64_t nb = loader.num_batches();
-  auto due = [&](bool epoch_end) {
-    if (a.checkpoint_every == 0) return false;
-    if (a.checkpoint_unit == "step") return (epoch * nb + step) % a.checkpoint_every == 0;
-    return epoch_end && epoch % a.checkpoint_every == 0;
-  };
+  auto due = [&](bool epoch_end) { return a.run.checkpoint_due(epoch, step, nb, epoch_end); };
 
   dl::io::ProgressMeter meter(a.epochs, "mcl");
   const auto t0 = std::chrono::steady_clock::now();
@@ -409,7 +377,7 @@ int run(const Args& a) {
       if (batch.x.extent(0) >= 2) {  // BN needs two series
         std::vector<int> y(batch.labels.begin(), batch.labels.end());
         auto xs = a.augment ? dl::data::augment(batch.x, view, aug_rng, batch.lengths) : batch.x.clone();
-        if (epoch * nb + step == a.inject_nan_at) xs.data()[0] = std::numeric_limits<float>::quiet_NaN();
+        if (epoch * nb + step == a.run.inject_nan_at) xs.data()[0] = std::numeric_limits<float>::quiet_NaN();
         auto x = dl::constant(ctx, std::move(xs));
         auto loss = cohort.loss(x, y);
         dl::optim::require_finite(loss.ce, "CE", at);
@@ -444,7 +412,7 @@ int run(const Args& a) {
         mcl_curve.push_back(sum_mcl / n);
         kd_curve.push_back(sum_kd / n);
         const std::string line = meter.tick(epoch + 1, sum / n, items);
-        if (!a.quiet && (epoch == 0 || epoch + 1 == a.epochs || (epoch + 1) % std::max<std::int64_t>(1, a.epochs / 10) == 0))
+        if (a.run.shows_progress(epoch, a.epochs))
           fmt::print("{}\n", line);
         ++epoch;
         if (epoch < a.epochs) std::fill(pair_sum.begin(), pair_sum.end(), 0.0);
@@ -460,8 +428,8 @@ int run(const Args& a) {
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // Test accuracy of every network and of the ensemble.
-  fs::create_directories(a.out);
-  const std::string dir = a.out + "/";
+  fs::create_directories(a.run.out);
+  const std::string dir = a.run.out + "/";
   const auto acc = cohort.accuracy(ctx, splits.test.x, splits.test.labels);
   const auto logits = cohort.predict(ctx, splits.test.x);
   dl::io::Record rec;

@@ -2,7 +2,7 @@
 #   test_cuda_emu : every kernel vs a double CPU reference on the SIMT emulator (distill::cuda_emu), plus tests of
 #                   the emulator's own semantics. Disabled (reported "Not Run") when DISTILL_CUDA_EMULATION=OFF.
 #   test_cuda_gpu : the same kernel comparisons on a real GPU (distill::cuda, DISTILL_CUDA=ON only); exits 77,
-#                   reported by CTest as skipped, when no device is present. test_cuda_{ops,train,losses,disco}_gpu: the
+#                   reported by CTest as skipped, when no device is present. test_cuda_{ops,train,losses,disco,mcl}_gpu: the
 #                   device-path tests against the real backend, likewise.
 #   test_cuda_ops / test_cuda_train / test_cuda_losses / test_cuda_disco / test_cuda_mcl : the autograd ops, a
 #                   whole training step, the fused losses, DisCo steps and MCL steps on the Cuda device (emulated)
@@ -33,7 +33,7 @@ if(TARGET distill_cuda)
   set_tests_properties(test_cuda_gpu PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
   # The device-path tests (ops, training step, fused losses) against the real backend: <name>_gpu, skipped (77)
   # without a device.
-  foreach(t test_cuda_ops test_cuda_train test_cuda_losses test_cuda_disco)
+  foreach(t test_cuda_ops test_cuda_train test_cuda_losses test_cuda_disco test_cuda_mcl)
     if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${t}.cpp)
       add_executable(${t}_gpu ${CMAKE_CURRENT_SOURCE_DIR}/${t}.cpp ${CMAKE_CURRENT_SOURCE_DIR}/gpu/gpu_main.cpp)
       target_link_libraries(${t}_gpu PRIVATE distill::cuda Catch2::Catch2 distill_build_flags)
