@@ -129,9 +129,6 @@ Args parse(int argc, char** argv) {
   app.add_option("--momentum", a.momentum, "MoCo key-encoder EMA")->check(real_in(0, 1));
   dl::examples::parse_or_exit(app, argc, argv);
   dl::examples::finish_run_options(a.run, "runs/mcl");
-  DISTILL_CHECK(a.run.resume.empty() || !a.self_supervised,
-                "--resume: --self-supervised runs keep no training state yet (only their final networks); start the "
-                "run again");
   a.threads = dl::examples::clamp_threads("mcl", a.threads);
   DISTILL_CHECK(!a.self_supervised || (a.cohort == 2 && !a.layerwise && !a.logit_distill),
                 "--self-supervised runs MoCo + MCL with --cohort 2 (no --layerwise / --logit-distill)");
@@ -172,61 +169,104 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
   dl::models::MocoMcl<float> moco{query, key,
                                    {.queue = K, .tau = a.w.tau, .temperature = a.w.temperature, .momentum = a.momentum},
                                    ctx.make_rng(3)};
-  // Only the query networks' blocks and Embed heads receive gradients (the classifiers stay unused).
-  std::unique_ptr<dl::optim::Optimizer<float>> opt;
+  // Only the query networks' blocks and Embed heads receive gradients (the classifiers stay unused). The optimizer
+  // is held by its concrete type so that the training state can save its moments.
+  std::unique_ptr<dl::optim::Adam<float>> adam;
+  std::unique_ptr<dl::optim::SGD<float>> sgd;
   if (a.optim == "adam")
-    opt = std::make_unique<dl::optim::Adam<float>>(query.trainable(),
-                                                   dl::optim::AdamOptions{.lr = a.lr, .weight_decay = a.weight_decay});
+    adam = std::make_unique<dl::optim::Adam<float>>(query.trainable(),
+                                                    dl::optim::AdamOptions{.lr = a.lr, .weight_decay = a.weight_decay});
   else
-    opt = std::make_unique<dl::optim::SGD<float>>(
+    sgd = std::make_unique<dl::optim::SGD<float>>(
         query.trainable(),
         dl::optim::SgdOptions{.lr = a.lr, .momentum = 0.9, .weight_decay = a.weight_decay, .nesterov = true});
+  dl::optim::Optimizer<float>* opt = adam ? static_cast<dl::optim::Optimizer<float>*>(adam.get()) : sgd.get();
   const dl::optim::Cosine schedule{a.lr, a.epochs};
   dl::data::DataLoader loader(train, {.batch_size = B, .shuffle = true, .drop_last = true}, ctx.make_rng(1));
   dl::CounterRng aug_rng = ctx.make_rng(2);
   const auto v1 = dl::data::AugmentConfig::dcrls_view1();
   const auto v2 = dl::data::AugmentConfig::dcrls_view2();
   std::vector<double> loss_curve, vcl_curve, icl_curve, soft_curve;
+  std::int64_t epoch = 0, step = 0, items = 0, steps = 0;
+  double sum = 0, sv = 0, si = 0, ss = 0;
+
+  // The training state: both cohorts (query and momentum keys), every queue, the optimizer, streams and position.
+  dl::io::TrainState state(a.run.out);
+  using Match = dl::io::TrainState::Match;
+  state.config("program", "mcl").config("method", "moco_mcl").config("dataset", train.name)
+      .config("train_file", dl::io::file_fingerprint(dl::data::resolve_ucr(a.dataset, a.data_root).train_path()))
+      .config("cohort", a.cohort).config("widths", fmt::format("{}", fmt::join(a.widths, ",")))
+      .config("epochs", a.epochs).config("batch", a.batch).config("seed", a.seed).config("optim", a.optim)
+      .config("lr", a.lr).config("weight_decay", a.weight_decay).config("tau", a.w.tau)
+      .config("temperature", a.w.temperature).config("queue", K).config("momentum", a.momentum)
+      .config("threads", a.threads, Match::Warn);
+  state.add_part("query", [&query](dl::io::Checkpoint& ck) { query.put(ck, "query"); },
+                 [&query](const dl::io::Checkpoint& ck) { query.load(ck, "query"); })
+      .add_part("key", [&key](dl::io::Checkpoint& ck) { key.put(ck, "key"); },
+                [&key](const dl::io::Checkpoint& ck) { key.load(ck, "key"); })
+      .add_rng("rng.init", ctx.rng()).add_rng("rng.aug", aug_rng).add_loader("loader", loader, epoch, step)
+      .add_value("epoch.items", items).add_value("epoch.steps", steps).add_value("epoch.loss", sum)
+      .add_value("epoch.vcl", sv).add_value("epoch.icl", si).add_value("epoch.soft", ss)
+      .add_series("curve.loss", loss_curve).add_series("curve.vcl", vcl_curve).add_series("curve.icl", icl_curve)
+      .add_series("curve.soft", soft_curve);
+  for (std::size_t m = 0; m < query.size(); ++m) state.add_queue(fmt::format("queue{}", m), moco.queue(m));
+  if (adam) state.add_optimizer("adam", *adam);
+  if (sgd) state.add_optimizer("sgd", *sgd);
+  if (!a.run.resume.empty()) {
+    state.restore();
+    for (const auto& w : state.warnings()) fmt::print(stderr, "mcl: warning: {}\n", w);
+    fmt::print("mcl: resumed from {} at epoch {}, step {}\n", state.file().string(), epoch + 1, step + 1);
+  }
+  const std::int64_t nb = loader.num_batches();
+  auto due = [&](bool epoch_end) { return a.run.checkpoint_due(epoch, step, nb, epoch_end); };
+
   dl::io::ProgressMeter meter(a.epochs, "mcl-moco");
   const auto t0 = std::chrono::steady_clock::now();
   query.train(true);
   key.train(true);
-  std::int64_t global_step = 0;
-  for (index_t epoch = 1; epoch <= a.epochs; ++epoch) {
-    dl::optim::apply(*opt, schedule, epoch - 1);
-    double sum = 0, sv = 0, si = 0, ss = 0;
-    index_t items = 0, steps = 0;
-    index_t step = -1;
-    for (const auto& batch : loader.epoch(epoch - 1)) {
+  while (epoch < a.epochs) {
+    dl::optim::apply(*opt, schedule, epoch);
+    const auto plan = loader.epoch_plan(epoch);
+    while (step < nb) {
+      const auto batch = dl::data::gather(loader.dataset(), plan[static_cast<std::size_t>(step)]);
+      const dl::optim::TrainPosition at{epoch, step};  // divergence stops the run here, loudly (exit 3)
+      if (batch.x.extent(0) >= 2) {
+        auto views = dl::data::make_two_views(batch, v1, v2, aug_rng);
+        if (epoch * nb + step == a.run.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
+        auto l = moco.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
+        dl::optim::require_finite(l.total.value()[0], "total", at);
+        opt->zero_grad();
+        l.total.backward();
+        dl::optim::require_finite_gradients(opt->params(), at);
+        opt->step();
+        dl::optim::require_finite_values(opt->params(), at);
+        moco.update();
+        sum += l.total.value()[0];
+        sv += l.vcl;
+        si += l.icl;
+        ss += l.soft_vcl + l.soft_icl;
+        items += batch.x.extent(0);
+        ++steps;
+      }
       ++step;
-      if (batch.x.extent(0) < 2) continue;
-      auto views = dl::data::make_two_views(batch, v1, v2, aug_rng);
-      if (global_step++ == a.run.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
-      auto l = moco.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
-      const dl::optim::TrainPosition at{epoch - 1, step};  // divergence stops the run here, loudly (exit 3)
-      dl::optim::require_finite(l.total.value()[0], "total", at);
-      opt->zero_grad();
-      l.total.backward();
-      dl::optim::require_finite_gradients(opt->params(), at);
-      opt->step();
-      dl::optim::require_finite_values(opt->params(), at);
-      moco.update();
-      sum += l.total.value()[0];
-      sv += l.vcl;
-      si += l.icl;
-      ss += l.soft_vcl + l.soft_icl;
-      items += batch.x.extent(0);
-      ++steps;
+      const bool epoch_end = step == nb;
+      if (epoch_end) {  // close the epoch before a checkpoint, so the saved position is (epoch + 1, 0)
+        const double n = double(std::max<std::int64_t>(1, steps));
+        loss_curve.push_back(sum / n);
+        vcl_curve.push_back(sv / n);
+        icl_curve.push_back(si / n);
+        soft_curve.push_back(ss / n);
+        const std::string line = meter.tick(epoch + 1, sum / n, items);
+        if (a.run.shows_progress(epoch, a.epochs)) fmt::print("{}\n", line);
+        ++epoch;
+        step = items = steps = 0;
+        sum = sv = si = ss = 0;
+      }
+      if (due(epoch_end)) state.save();
+      if (epoch_end) break;
     }
-    const double n = double(std::max<index_t>(1, steps));
-    loss_curve.push_back(sum / n);
-    vcl_curve.push_back(sv / n);
-    icl_curve.push_back(si / n);
-    soft_curve.push_back(ss / n);
-    const std::string line = meter.tick(epoch, sum / n, items);
-    if (a.run.shows_progress(epoch - 1, a.epochs))
-      fmt::print("{}\n", line);
   }
+  state.save();  // the finished state: a --resume of a finished run only re-evaluates
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fs::create_directories(a.run.out);
   const std::string dir = a.run.out + "/";

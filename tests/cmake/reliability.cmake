@@ -33,7 +33,13 @@ if(Python3_FOUND)
            COMMAND ${Python3_EXECUTABLE} ${rel_src}/kill_resume.py --binary $<TARGET_FILE:mcl> --work ${rel_bin}/mcl_kill
                    --kills 3 -- --dataset GunPoint --layerwise --meta-freq 3 --epochs 12 --batch 8 --threads 2 --quiet
                    --checkpoint-every 1 --checkpoint-unit step)
-  set_tests_properties(dcrls_kill_resume dcrls_divergence dcrls_progress_flushed disco_kill_resume mcl_kill_resume PROPERTIES
+  # mcl --self-supervised: two cohorts (query, momentum keys) and a queue per network.
+  add_test(NAME mcl_moco_kill_resume
+           COMMAND ${Python3_EXECUTABLE} ${rel_src}/kill_resume.py --binary $<TARGET_FILE:mcl> --work ${rel_bin}/mcl_moco_kill
+                   --kills 3 -- --dataset GunPoint --self-supervised --epochs 12 --batch 8 --threads 2 --quiet
+                   --checkpoint-every 1 --checkpoint-unit step)
+  set_tests_properties(dcrls_kill_resume dcrls_divergence dcrls_progress_flushed disco_kill_resume mcl_kill_resume
+                       mcl_moco_kill_resume PROPERTIES
                        TIMEOUT 300 PASS_REGULAR_EXPRESSION "PASS|divergence: exit 3" FAIL_REGULAR_EXPRESSION "FAIL")
 endif()
 

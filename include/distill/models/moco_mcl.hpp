@@ -104,6 +104,7 @@ public:
   }
 
   const losses::Queue<T>& queue(std::size_t a) const { return queues_.at(a); }
+  losses::Queue<T>& queue(std::size_t a) { return queues_.at(a); }  // e.g. for a training state (io::TrainState)
 
 private:
   /// [n(q).n(k), n(q) Q^T] / tau: the InfoNCE logit rows [B, 1 + K] (the queue holds unit rows).
