@@ -5,6 +5,8 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <string>
@@ -12,8 +14,11 @@
 #include "common/cli.hpp"
 #include "distill/core/error.hpp"
 #include "distill/optim/divergence.hpp"
+#include "distill/data/dataset.hpp"
 #include "distill/data/ucr.hpp"
 #include "distill/eval/evaluate.hpp"
+#include "distill/io/progress.hpp"
+#include "distill/io/train_state.hpp"
 
 namespace distill::examples {
 
@@ -49,6 +54,52 @@ eval::EvalResult evaluate_run(Context<Cpu>& ctx, const data::UcrSplits& splits, 
                                {.metrics_json = dir + "metrics.json", .metrics_csv = dir + "metrics.csv",
                                 .embeddings_prefix = dir, .embedding_svg = dir + "embedding.svg"},
                                tags);
+}
+
+/// Where a resumable training loop stands: the loader position (epoch in progress, next step) and the counts of
+/// the epoch so far. register_loop() puts them in a training state, so that a killed run continues mid-epoch.
+struct LoopPosition {
+  std::int64_t epoch = 0, step = 0, items = 0, steps = 0;
+};
+inline void register_loop(io::TrainState& state, const data::DataLoader& loader, LoopPosition& p) {
+  state.add_loader("loader", loader, p.epoch, p.step).add_value("epoch.items", p.items).add_value("epoch.steps", p.steps);
+}
+
+/// The epoch loop every example runs, from `p` (0 / 0, or where a restored state left it) to `epochs`:
+///   begin_epoch(epoch)                  at the start of every epoch (or of its resumed part): e.g. the lr schedule;
+///   train_step(batch, at, global_step)  one step on the batch; returns false when it skips the batch;
+///   close_epoch(n)                      the epoch's mean loss from the caller's sums over its n trained steps
+///                                       (push the curves, reset the sums).
+/// It closes each epoch before a checkpoint (so a saved position is (epoch + 1, 0)), prints the progress line per
+/// `run`, saves `state` (if any) when run.checkpoint_due() and once at the end.
+template <class Begin, class Step, class Close>
+void run_epochs(const data::DataLoader& loader, std::int64_t epochs, LoopPosition& p, const RunOptions& run,
+                io::TrainState* state, io::ProgressMeter& meter, Begin&& begin_epoch, Step&& train_step,
+                Close&& close_epoch) {
+  const std::int64_t nb = loader.num_batches();
+  while (p.epoch < epochs) {
+    begin_epoch(p.epoch);
+    const auto plan = loader.epoch_plan(p.epoch);
+    while (p.step < nb) {
+      auto batch = data::gather(loader.dataset(), plan[static_cast<std::size_t>(p.step)]);
+      if (train_step(batch, optim::TrainPosition{p.epoch, p.step}, p.epoch * nb + p.step)) {
+        p.items += batch.x.extent(0);
+        ++p.steps;
+      }
+      ++p.step;
+      const bool epoch_end = p.step == nb;
+      if (epoch_end) {
+        const double mean = close_epoch(double(std::max<std::int64_t>(1, p.steps)));
+        const std::string line = meter.tick(p.epoch + 1, mean, p.items);
+        if (run.shows_progress(p.epoch, epochs)) fmt::print("{}\n", line);
+        ++p.epoch;
+        p.step = p.items = p.steps = 0;
+      }
+      if (state && run.checkpoint_due(p.epoch, p.step, nb, epoch_end)) state->save();
+      if (epoch_end) break;
+    }
+  }
+  if (state) state->save();  // the finished state: a --resume of a finished run only re-evaluates
 }
 
 }  // namespace distill::examples

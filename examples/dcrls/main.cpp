@@ -120,7 +120,7 @@ int run(const Args& a) {
   const auto view2 = dl::data::AugmentConfig::dcrls_view2();
 
   // Everything the rest of the run depends on: the training state.
-  std::int64_t epoch = 0, step = 0, items = 0, steps = 0;
+  dl::examples::LoopPosition pos;
   double sum = 0, sum_dc = 0, sum_sd = 0;
   std::vector<double> loss_curve, dc_curve, sd_curve;
   dl::io::TrainState state(a.run.out);
@@ -132,69 +132,52 @@ int run(const Args& a) {
       .config("seed", a.seed).config("lr", a.lr).config("weight_decay", a.weight_decay).config("tau", a.tau)
       .config("temperature", a.temperature).config("lambda", a.lambda_sd).config("threads", a.threads, Match::Warn);
   state.add_module("model", model).add_optimizer("adam", opt).add_rng("rng.init", ctx.rng()).add_rng("rng.aug", aug_rng)
-      .add_loader("loader", loader, epoch, step).add_value("epoch.items", items).add_value("epoch.steps", steps)
       .add_value("epoch.loss", sum).add_value("epoch.l_dc", sum_dc).add_value("epoch.l_sd", sum_sd)
       .add_series("curve.loss", loss_curve).add_series("curve.l_dc", dc_curve).add_series("curve.l_sd", sd_curve);
+  dl::examples::register_loop(state, loader, pos);
   if (!a.run.resume.empty()) {
     state.restore();
     for (const auto& w : state.warnings()) fmt::print(stderr, "dcrls: warning: {}\n", w);
-    fmt::print("dcrls: resumed from {} at epoch {}, step {}\n", state.file().string(), epoch + 1, step + 1);
+    fmt::print("dcrls: resumed from {} at epoch {}, step {}\n", state.file().string(), pos.epoch + 1, pos.step + 1);
   }
 
-  const std::int64_t nb = loader.num_batches();
-  auto due = [&](bool epoch_end) { return a.run.checkpoint_due(epoch, step, nb, epoch_end); };
   dl::io::ProgressMeter meter(a.epochs, "dcrls");
   const auto t0 = std::chrono::steady_clock::now();
   model.train(true);
-  while (epoch < a.epochs) {
-    const auto plan = loader.epoch_plan(epoch);
-    while (step < nb) {
-      auto batch = dl::data::gather(loader.dataset(), plan[static_cast<std::size_t>(step)]);
-      if (epoch * nb + step == a.run.inject_nan_at) batch.x.data()[0] = std::numeric_limits<float>::quiet_NaN();
-      const dl::optim::TrainPosition at{epoch, step};
-      if (batch.x.extent(0) >= 2) {  // a contrastive batch needs a negative; BN needs two series
-        dl::models::DcrlsLoss<float, dl::Cpu> loss;
-        if (variant == dl::models::DcrlsVariant::Supervised) {
-          std::vector<int> y(batch.labels.begin(), batch.labels.end());
-          auto v = dl::data::augment(batch.x, view1, aug_rng, batch.lengths);
-          loss = model.supervised_loss(dl::constant(ctx, std::move(v)), y);
-        } else {
-          auto views = dl::data::make_two_views(batch, view1, view2, aug_rng);
-          loss = model.contrastive_loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
-        }
-        dl::optim::require_finite(loss.contrastive, variant == dl::models::DcrlsVariant::Supervised ? "CE" : "L_DC", at);
-        dl::optim::require_finite(loss.distillation, "L_SD", at);
-        dl::optim::require_finite(loss.total.value()[0], "total", at);
-        opt.zero_grad();
-        loss.total.backward();
-        dl::optim::require_finite_gradients(trainable, at);
-        opt.step();
-        dl::optim::require_finite_values(trainable, at);
-        sum += loss.total.value()[0];
-        sum_dc += loss.contrastive;
-        sum_sd += loss.distillation;
-        items += batch.x.extent(0);
-        ++steps;
-      }
-      ++step;
-      const bool epoch_end = step == nb;
-      if (epoch_end) {  // close the epoch before a checkpoint, so the saved position is (epoch + 1, 0)
-        const double n = double(std::max<std::int64_t>(1, steps));
-        loss_curve.push_back(sum / n);
-        dc_curve.push_back(sum_dc / n);
-        sd_curve.push_back(sum_sd / n);
-        const std::string line = meter.tick(epoch + 1, sum / n, items);
-        if (a.run.shows_progress(epoch, a.epochs))
-          fmt::print("{}\n", line);
-        ++epoch;
-        step = items = steps = 0;
-        sum = sum_dc = sum_sd = 0;
-      }
-      if (due(epoch_end)) state.save();
-      if (epoch_end) break;
+  auto train_step = [&](dl::data::Batch& batch, const dl::optim::TrainPosition& at, std::int64_t global) {
+    if (global == a.run.inject_nan_at) batch.x.data()[0] = std::numeric_limits<float>::quiet_NaN();
+    if (batch.x.extent(0) < 2) return false;  // a contrastive batch needs a negative; BN needs two series
+    dl::models::DcrlsLoss<float, dl::Cpu> loss;
+    if (variant == dl::models::DcrlsVariant::Supervised) {
+      std::vector<int> y(batch.labels.begin(), batch.labels.end());
+      auto v = dl::data::augment(batch.x, view1, aug_rng, batch.lengths);
+      loss = model.supervised_loss(dl::constant(ctx, std::move(v)), y);
+    } else {
+      auto views = dl::data::make_two_views(batch, view1, view2, aug_rng);
+      loss = model.contrastive_loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
     }
-  }
-  state.save();  // the finished state: a --resume of a finished run only re-evaluates
+    dl::optim::require_finite(loss.contrastive, variant == dl::models::DcrlsVariant::Supervised ? "CE" : "L_DC", at);
+    dl::optim::require_finite(loss.distillation, "L_SD", at);
+    dl::optim::require_finite(loss.total.value()[0], "total", at);
+    opt.zero_grad();
+    loss.total.backward();
+    dl::optim::require_finite_gradients(trainable, at);
+    opt.step();
+    dl::optim::require_finite_values(trainable, at);
+    sum += loss.total.value()[0];
+    sum_dc += loss.contrastive;
+    sum_sd += loss.distillation;
+    return true;
+  };
+  auto close_epoch = [&](double n) {
+    const double mean = sum / n;
+    loss_curve.push_back(mean);
+    dc_curve.push_back(sum_dc / n);
+    sd_curve.push_back(sum_sd / n);
+    sum = sum_dc = sum_sd = 0;
+    return mean;
+  };
+  dl::examples::run_epochs(loader, a.epochs, pos, a.run, &state, meter, [](std::int64_t) {}, train_step, close_epoch);
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // Frozen encoder -> evaluation on the test split.

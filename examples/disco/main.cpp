@@ -150,12 +150,12 @@ Curves train(dl::Context<dl::Cpu>& ctx, Learner& learner, const dl::data::Datase
   dl::CounterRng aug_rng = ctx.make_rng(2);
   const auto view = dl::data::AugmentConfig::moco_view();
   Curves c;
-  std::int64_t epoch = 0, step = 0, items = 0, steps = 0;
+  dl::examples::LoopPosition pos;
   double sum = 0, sum_con = 0, sum_dis = 0;
   if (state) {
+    dl::examples::register_loop(*state, loader, pos);
     state->add_module("net", learner.net).add_optimizer("adam", opt).add_rng("rng.init", ctx.rng())
-        .add_rng("rng.aug", aug_rng).add_loader("loader", loader, epoch, step).add_value("epoch.items", items)
-        .add_value("epoch.steps", steps).add_value("epoch.loss", sum).add_value("epoch.l_con", sum_con)
+        .add_rng("rng.aug", aug_rng).add_value("epoch.loss", sum).add_value("epoch.l_con", sum_con)
         .add_value("epoch.l_dis", sum_dis).add_series("curve.loss", c.total).add_series("curve.l_con", c.con)
         .add_series("curve.l_dis", c.dis);
     if (learner.key) {
@@ -165,56 +165,40 @@ Curves train(dl::Context<dl::Cpu>& ctx, Learner& learner, const dl::data::Datase
     if (!a.run.resume.empty()) {
       state->restore();
       for (const auto& w : state->warnings()) fmt::print(stderr, "disco: warning: {}\n", w);
-      fmt::print("disco: resumed from {} at epoch {}, step {}\n", state->file().string(), epoch + 1, step + 1);
+      fmt::print("disco: resumed from {} at epoch {}, step {}\n", state->file().string(), pos.epoch + 1,
+                 pos.step + 1);
     }
   }
-  const std::int64_t nb = loader.num_batches();
-  auto due = [&](bool epoch_end) { return state && a.run.checkpoint_due(epoch, step, nb, epoch_end); };
   dl::io::ProgressMeter meter(epochs, label);
   const auto t0 = std::chrono::steady_clock::now();
   learner.train(true);
-  while (epoch < epochs) {
-    const auto plan = loader.epoch_plan(epoch);
-    while (step < nb) {
-      const auto b = dl::data::gather(loader.dataset(), plan[static_cast<std::size_t>(step)]);
-      const dl::optim::TrainPosition at{epoch, step};  // divergence stops the run here, loudly (exit 3)
-      if (b.x.extent(0) >= 2) {  // a contrastive batch needs a negative; BN needs two series
-        auto views = dl::data::make_two_views(b, view, view, aug_rng);
-        if (epoch * nb + step == a.run.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
-        auto loss = learner.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
-        dl::optim::require_finite(loss.contrastive, "L_con", at);
-        dl::optim::require_finite(loss.distillation, "L_dis", at);
-        dl::optim::require_finite(loss.total.value()[0], "total", at);
-        opt.zero_grad();
-        loss.total.backward();
-        dl::optim::require_finite_gradients(opt.params(), at);
-        opt.step();
-        dl::optim::require_finite_values(opt.params(), at);
-        sum += loss.total.value()[0];
-        sum_con += loss.contrastive;
-        sum_dis += loss.balance * loss.distillation;
-        items += b.x.extent(0);
-        ++steps;
-      }
-      ++step;
-      const bool epoch_end = step == nb;
-      if (epoch_end) {  // close the epoch before a checkpoint, so the saved position is (epoch + 1, 0)
-        const double n = double(std::max<std::int64_t>(1, steps));
-        c.total.push_back(sum / n);
-        c.con.push_back(sum_con / n);
-        c.dis.push_back(sum_dis / n);
-        const std::string line = meter.tick(epoch + 1, sum / n, items);
-        if (a.run.shows_progress(epoch, epochs))
-          fmt::print("{}\n", line);
-        ++epoch;
-        step = items = steps = 0;
-        sum = sum_con = sum_dis = 0;
-      }
-      if (due(epoch_end)) state->save();
-      if (epoch_end) break;
-    }
-  }
-  if (state) state->save();  // the finished state: a --resume of a finished run only re-evaluates
+  auto train_step = [&](dl::data::Batch& b, const dl::optim::TrainPosition& at, std::int64_t global) {
+    if (b.x.extent(0) < 2) return false;  // a contrastive batch needs a negative; BN needs two series
+    auto views = dl::data::make_two_views(b, view, view, aug_rng);
+    if (global == a.run.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
+    auto loss = learner.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
+    dl::optim::require_finite(loss.contrastive, "L_con", at);
+    dl::optim::require_finite(loss.distillation, "L_dis", at);
+    dl::optim::require_finite(loss.total.value()[0], "total", at);
+    opt.zero_grad();
+    loss.total.backward();
+    dl::optim::require_finite_gradients(opt.params(), at);
+    opt.step();
+    dl::optim::require_finite_values(opt.params(), at);
+    sum += loss.total.value()[0];
+    sum_con += loss.contrastive;
+    sum_dis += loss.balance * loss.distillation;
+    return true;
+  };
+  auto close_epoch = [&](double n) {
+    const double mean = sum / n;
+    c.total.push_back(mean);
+    c.con.push_back(sum_con / n);
+    c.dis.push_back(sum_dis / n);
+    sum = sum_con = sum_dis = 0;
+    return mean;
+  };
+  dl::examples::run_epochs(loader, epochs, pos, a.run, state, meter, [](std::int64_t) {}, train_step, close_epoch);
   c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return c;
 }

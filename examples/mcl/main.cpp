@@ -187,7 +187,7 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
   const auto v1 = dl::data::AugmentConfig::dcrls_view1();
   const auto v2 = dl::data::AugmentConfig::dcrls_view2();
   std::vector<double> loss_curve, vcl_curve, icl_curve, soft_curve;
-  std::int64_t epoch = 0, step = 0, items = 0, steps = 0;
+  dl::examples::LoopPosition pos;
   double sum = 0, sv = 0, si = 0, ss = 0;
 
   // The training state: both cohorts (query and momentum keys), every queue, the optimizer, streams and position.
@@ -204,69 +204,55 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
                  [&query](const dl::io::Checkpoint& ck) { query.load(ck, "query"); })
       .add_part("key", [&key](dl::io::Checkpoint& ck) { key.put(ck, "key"); },
                 [&key](const dl::io::Checkpoint& ck) { key.load(ck, "key"); })
-      .add_rng("rng.init", ctx.rng()).add_rng("rng.aug", aug_rng).add_loader("loader", loader, epoch, step)
-      .add_value("epoch.items", items).add_value("epoch.steps", steps).add_value("epoch.loss", sum)
+      .add_rng("rng.init", ctx.rng()).add_rng("rng.aug", aug_rng)
+      .add_value("epoch.loss", sum)
       .add_value("epoch.vcl", sv).add_value("epoch.icl", si).add_value("epoch.soft", ss)
       .add_series("curve.loss", loss_curve).add_series("curve.vcl", vcl_curve).add_series("curve.icl", icl_curve)
       .add_series("curve.soft", soft_curve);
   for (std::size_t m = 0; m < query.size(); ++m) state.add_queue(fmt::format("queue{}", m), moco.queue(m));
   if (adam) state.add_optimizer("adam", *adam);
   if (sgd) state.add_optimizer("sgd", *sgd);
+  dl::examples::register_loop(state, loader, pos);
   if (!a.run.resume.empty()) {
     state.restore();
     for (const auto& w : state.warnings()) fmt::print(stderr, "mcl: warning: {}\n", w);
-    fmt::print("mcl: resumed from {} at epoch {}, step {}\n", state.file().string(), epoch + 1, step + 1);
+    fmt::print("mcl: resumed from {} at epoch {}, step {}\n", state.file().string(), pos.epoch + 1,
+               pos.step + 1);
   }
-  const std::int64_t nb = loader.num_batches();
-  auto due = [&](bool epoch_end) { return a.run.checkpoint_due(epoch, step, nb, epoch_end); };
-
   dl::io::ProgressMeter meter(a.epochs, "mcl-moco");
   const auto t0 = std::chrono::steady_clock::now();
   query.train(true);
   key.train(true);
-  while (epoch < a.epochs) {
-    dl::optim::apply(*opt, schedule, epoch);
-    const auto plan = loader.epoch_plan(epoch);
-    while (step < nb) {
-      const auto batch = dl::data::gather(loader.dataset(), plan[static_cast<std::size_t>(step)]);
-      const dl::optim::TrainPosition at{epoch, step};  // divergence stops the run here, loudly (exit 3)
-      if (batch.x.extent(0) >= 2) {
-        auto views = dl::data::make_two_views(batch, v1, v2, aug_rng);
-        if (epoch * nb + step == a.run.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
-        auto l = moco.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
-        dl::optim::require_finite(l.total.value()[0], "total", at);
-        opt->zero_grad();
-        l.total.backward();
-        dl::optim::require_finite_gradients(opt->params(), at);
-        opt->step();
-        dl::optim::require_finite_values(opt->params(), at);
-        moco.update();
-        sum += l.total.value()[0];
-        sv += l.vcl;
-        si += l.icl;
-        ss += l.soft_vcl + l.soft_icl;
-        items += batch.x.extent(0);
-        ++steps;
-      }
-      ++step;
-      const bool epoch_end = step == nb;
-      if (epoch_end) {  // close the epoch before a checkpoint, so the saved position is (epoch + 1, 0)
-        const double n = double(std::max<std::int64_t>(1, steps));
-        loss_curve.push_back(sum / n);
-        vcl_curve.push_back(sv / n);
-        icl_curve.push_back(si / n);
-        soft_curve.push_back(ss / n);
-        const std::string line = meter.tick(epoch + 1, sum / n, items);
-        if (a.run.shows_progress(epoch, a.epochs)) fmt::print("{}\n", line);
-        ++epoch;
-        step = items = steps = 0;
-        sum = sv = si = ss = 0;
-      }
-      if (due(epoch_end)) state.save();
-      if (epoch_end) break;
-    }
-  }
-  state.save();  // the finished state: a --resume of a finished run only re-evaluates
+  auto train_step = [&](dl::data::Batch& batch, const dl::optim::TrainPosition& at, std::int64_t global) {
+    if (batch.x.extent(0) < 2) return false;
+    auto views = dl::data::make_two_views(batch, v1, v2, aug_rng);
+    if (global == a.run.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
+    auto l = moco.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
+    dl::optim::require_finite(l.total.value()[0], "total", at);
+    opt->zero_grad();
+    l.total.backward();
+    dl::optim::require_finite_gradients(opt->params(), at);
+    opt->step();
+    dl::optim::require_finite_values(opt->params(), at);
+    moco.update();
+    sum += l.total.value()[0];
+    sv += l.vcl;
+    si += l.icl;
+    ss += l.soft_vcl + l.soft_icl;
+    return true;
+  };
+  auto close_epoch = [&](double n) {
+    const double mean = sum / n;
+    loss_curve.push_back(mean);
+    vcl_curve.push_back(sv / n);
+    icl_curve.push_back(si / n);
+    soft_curve.push_back(ss / n);
+    sum = sv = si = ss = 0;
+    return mean;
+  };
+  dl::examples::run_epochs(loader, a.epochs, pos, a.run, &state, meter,
+                           [&](std::int64_t epoch) { dl::optim::apply(*opt, schedule, epoch); }, train_step,
+                           close_epoch);
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fs::create_directories(a.run.out);
   const std::string dir = a.run.out + "/";
@@ -371,7 +357,7 @@ int run(const Args& a) {
   std::vector<double> pair_sum(pair_names.size(), 0.0);  // after the last epoch: its mean pair weights
   double meta_vnorm = 0;
   std::int64_t meta_steps = 0, iteration = 0;
-  std::int64_t epoch = 0, step = 0, items = 0, steps = 0;
+  dl::examples::LoopPosition pos;
   double sum = 0, sum_ce = 0, sum_mcl = 0, sum_kd = 0;
 
   // The training state: everything the loop depends on, for --checkpoint-every and --resume.
@@ -388,83 +374,68 @@ int run(const Args& a) {
       .config("meta_lr", a.meta_lr).config("threads", a.threads, Match::Warn);
   state.add_part("cohort", [&cohort](dl::io::Checkpoint& ck) { cohort.put(ck, "cohort"); },
                  [&cohort](const dl::io::Checkpoint& ck) { cohort.load(ck, "cohort"); })
-      .add_rng("rng.init", ctx.rng()).add_rng("rng.aug", aug_rng).add_loader("loader", loader, epoch, step)
+      .add_rng("rng.init", ctx.rng()).add_rng("rng.aug", aug_rng)
       .add_value("iteration", iteration).add_value("meta.steps", meta_steps).add_value("meta.v_norm", meta_vnorm)
-      .add_value("epoch.items", items).add_value("epoch.steps", steps).add_value("epoch.loss", sum)
+      .add_value("epoch.loss", sum)
       .add_value("epoch.ce", sum_ce).add_value("epoch.mcl", sum_mcl).add_value("epoch.kd", sum_kd)
       .add_series("epoch.pair_sum", pair_sum).add_series("curve.loss", loss_curve).add_series("curve.ce", ce_curve)
       .add_series("curve.mcl", mcl_curve).add_series("curve.kd", kd_curve);
   if (adam) state.add_optimizer("adam", *adam);
   if (sgd) state.add_optimizer("sgd", *sgd);
   if (meta_opt) state.add_optimizer("meta_sgd", *meta_opt);
+  dl::examples::register_loop(state, loader, pos);
   if (!a.run.resume.empty()) {
     state.restore();
     for (const auto& w : state.warnings()) fmt::print(stderr, "mcl: warning: {}\n", w);
-    fmt::print("mcl: resumed from {} at epoch {}, step {}\n", state.file().string(), epoch + 1, step + 1);
+    fmt::print("mcl: resumed from {} at epoch {}, step {}\n", state.file().string(), pos.epoch + 1,
+               pos.step + 1);
   }
-  const std::int64_t nb = loader.num_batches();
-  auto due = [&](bool epoch_end) { return a.run.checkpoint_due(epoch, step, nb, epoch_end); };
-
   dl::io::ProgressMeter meter(a.epochs, "mcl");
   const auto t0 = std::chrono::steady_clock::now();
   cohort.train(true);
-  while (epoch < a.epochs) {
-    dl::optim::apply(*opt, schedule, epoch);
-    const auto plan = loader.epoch_plan(epoch);
-    while (step < nb) {
-      const auto batch = dl::data::gather(loader.dataset(), plan[static_cast<std::size_t>(step)]);
-      const dl::optim::TrainPosition at{epoch, step};  // divergence stops the run here, loudly (exit 3)
-      if (batch.x.extent(0) >= 2) {  // BN needs two series
-        std::vector<int> y(batch.labels.begin(), batch.labels.end());
-        auto xs = a.augment ? dl::data::augment(batch.x, view, aug_rng, batch.lengths) : batch.x.clone();
-        if (epoch * nb + step == a.run.inject_nan_at) xs.data()[0] = std::numeric_limits<float>::quiet_NaN();
-        auto x = dl::constant(ctx, std::move(xs));
-        auto loss = cohort.loss(x, y);
-        dl::optim::require_finite(loss.ce, "CE", at);
-        dl::optim::require_finite(loss.total.value()[0], "total", at);
-        opt->zero_grad();
-        loss.total.backward();
-        dl::optim::require_finite_gradients(opt->params(), at);
-        opt->step();
-        dl::optim::require_finite_values(opt->params(), at);
-        ++iteration;
-        if (a.layerwise && iteration % a.meta_freq == 0) {
-          const auto r = cohort.meta_step(x, y, a.meta_lr);
-          meta_opt->step();
-          dl::optim::require_finite_values(meta_opt->params(), at);
-          meta_vnorm = r.v_norm;
-          ++meta_steps;
-        }
-        sum += loss.total.value()[0];
-        sum_ce += loss.ce;
-        sum_mcl += a.w.alpha * loss.vcl + a.w.beta * loss.icl + a.w.gamma * loss.soft_vcl + a.w.lambda * loss.soft_icl;
-        sum_kd += loss.kd;
-        for (std::size_t p = 0; p < pair_sum.size(); ++p) pair_sum[p] += loss.pair_weights[p];
-        items += batch.x.extent(0);
-        ++steps;
-      }
-      ++step;
-      const bool epoch_end = step == nb;
-      if (epoch_end) {  // close the epoch before a checkpoint, so the saved position is (epoch + 1, 0)
-        const double n = double(std::max<std::int64_t>(1, steps));
-        loss_curve.push_back(sum / n);
-        ce_curve.push_back(sum_ce / n);
-        mcl_curve.push_back(sum_mcl / n);
-        kd_curve.push_back(sum_kd / n);
-        const std::string line = meter.tick(epoch + 1, sum / n, items);
-        if (a.run.shows_progress(epoch, a.epochs))
-          fmt::print("{}\n", line);
-        ++epoch;
-        if (epoch < a.epochs) std::fill(pair_sum.begin(), pair_sum.end(), 0.0);
-        else for (double& p : pair_sum) p /= n;  // the last epoch's mean pair weights (reported below)
-        step = items = steps = 0;
-        sum = sum_ce = sum_mcl = sum_kd = 0;
-      }
-      if (due(epoch_end)) state.save();
-      if (epoch_end) break;
+  auto train_step = [&](dl::data::Batch& batch, const dl::optim::TrainPosition& at, std::int64_t global) {
+    if (batch.x.extent(0) < 2) return false;  // BN needs two series
+    std::vector<int> y(batch.labels.begin(), batch.labels.end());
+    auto xs = a.augment ? dl::data::augment(batch.x, view, aug_rng, batch.lengths) : batch.x.clone();
+    if (global == a.run.inject_nan_at) xs.data()[0] = std::numeric_limits<float>::quiet_NaN();
+    auto x = dl::constant(ctx, std::move(xs));
+    auto loss = cohort.loss(x, y);
+    dl::optim::require_finite(loss.ce, "CE", at);
+    dl::optim::require_finite(loss.total.value()[0], "total", at);
+    opt->zero_grad();
+    loss.total.backward();
+    dl::optim::require_finite_gradients(opt->params(), at);
+    opt->step();
+    dl::optim::require_finite_values(opt->params(), at);
+    ++iteration;
+    if (a.layerwise && iteration % a.meta_freq == 0) {
+      const auto r = cohort.meta_step(x, y, a.meta_lr);
+      meta_opt->step();
+      dl::optim::require_finite_values(meta_opt->params(), at);
+      meta_vnorm = r.v_norm;
+      ++meta_steps;
     }
-  }
-  state.save();  // the finished state: a --resume of a finished run only re-evaluates
+    sum += loss.total.value()[0];
+    sum_ce += loss.ce;
+    sum_mcl += a.w.alpha * loss.vcl + a.w.beta * loss.icl + a.w.gamma * loss.soft_vcl + a.w.lambda * loss.soft_icl;
+    sum_kd += loss.kd;
+    for (std::size_t p = 0; p < pair_sum.size(); ++p) pair_sum[p] += loss.pair_weights[p];
+    return true;
+  };
+  auto close_epoch = [&](double n) {
+    const double mean = sum / n;
+    loss_curve.push_back(mean);
+    ce_curve.push_back(sum_ce / n);
+    mcl_curve.push_back(sum_mcl / n);
+    kd_curve.push_back(sum_kd / n);
+    if (pos.epoch + 1 < a.epochs) std::fill(pair_sum.begin(), pair_sum.end(), 0.0);
+    else for (double& w : pair_sum) w /= n;  // the last epoch's mean pair weights (reported below)
+    sum = sum_ce = sum_mcl = sum_kd = 0;
+    return mean;
+  };
+  dl::examples::run_epochs(loader, a.epochs, pos, a.run, &state, meter,
+                           [&](std::int64_t epoch) { dl::optim::apply(*opt, schedule, epoch); }, train_step,
+                           close_epoch);
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // Test accuracy of every network and of the ensemble.
