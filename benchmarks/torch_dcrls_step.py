@@ -48,20 +48,20 @@ class Head(nn.Module):
 def sim_logits(z, tau):
     z = F.normalize(z, dim=1)
     s = z @ z.t() / tau
-    return s.masked_fill(torch.eye(z.shape[0], dtype=torch.bool), float("-inf"))
+    return s.masked_fill(torch.eye(z.shape[0], dtype=torch.bool, device=z.device), float("-inf"))
 
 
 def nt_xent(z1, z2, tau):
     z = torch.cat([z1, z2])
     n = z1.shape[0]
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
     return F.cross_entropy(sim_logits(z, tau), target)
 
 
 def soft_kl(zs, zt, tau, T):
     ls, lt = sim_logits(zs, tau) / T, sim_logits(zt.detach(), tau) / T
     n = ls.shape[0]
-    off = ~torch.eye(n, dtype=torch.bool)
+    off = ~torch.eye(n, dtype=torch.bool, device=zs.device)
     ls, lt = ls[off].view(n, n - 1), lt[off].view(n, n - 1)
     return F.kl_div(F.log_softmax(ls, 1), F.softmax(lt, 1), reduction="batchmean") * T * T
 

@@ -119,10 +119,18 @@ public:
     const cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
       (void)cudaGetLastError();
-      DISTILL_FAIL("Context<Cuda>: no usable CUDA device (", cudaGetErrorName(e), ": ", cudaGetErrorString(e), ")");
+      // The usual causes, in words: no driver (or one older than this CUDA runtime), or no GPU.
+      const std::string name = cudaGetErrorName(e);
+      const char* cause = name == "cudaErrorNoDevice"            ? "no CUDA-capable GPU is present"
+                          : name == "cudaErrorInsufficientDriver" ? "the NVIDIA driver is missing or older than "
+                                                                    "this CUDA runtime needs"
+                                                                  : "the CUDA runtime could not be initialised";
+      DISTILL_FAIL("Context<Cuda>: no usable CUDA device: ", cause, " (", name, ": ", cudaGetErrorString(e), ")");
     }
-    DISTILL_CHECK(device >= 0 && device < count, "Context<Cuda>: device ", device, " requested but ", count,
-                  " CUDA device(s) are present");
+    DISTILL_CHECK(count > 0, "Context<Cuda>: no usable CUDA device: no CUDA-capable GPU is present");
+    DISTILL_CHECK(device >= 0 && device < count, "Context<Cuda>: device cuda:", device, " is absent: ", count,
+                  " CUDA device(s) present (cuda:0", count > 1 ? " to cuda:" + std::to_string(count - 1) : std::string(),
+                  ")");
     info_ = device_info(device);
     DISTILL_CUDA_CHECK(cudaSetDevice(device));
     DISTILL_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));

@@ -5,6 +5,7 @@
 //                  through a one-line .cpp wrapper that includes it, so the SIMT emulator runs the same kernels.
 // A header-only consumer compiles it once, through distill_add_cuda_library() (cmake/distillCuda.cmake).
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -77,8 +78,23 @@ DeviceInfo device_info(int device) {
   cudaDeviceProp prop{};
   DISTILL_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
   info.name = prop.name;
+  info.total_memory = prop.totalGlobalMem;
 #endif
   return info;
+}
+
+std::string describe(const DeviceInfo& info) {
+  char buf[160];
+  if (info.emulated) {
+    std::snprintf(buf, sizeof buf, "cuda:%d, emulated on the CPU by the SIMT emulator", info.index);
+    return buf;
+  }
+  std::snprintf(buf, sizeof buf, "cuda:%d ", info.index);
+  std::string s(buf);
+  s += info.name;
+  std::snprintf(buf, sizeof buf, " (%.1f GiB, compute capability %d.%d, %d SMs)",
+                double(info.total_memory) / double(1ull << 30), info.major, info.minor, info.sm_count);
+  return s + buf;
 }
 
 std::shared_ptr<ContextState> create_context_state(int device) { return std::make_shared<ContextState>(device); }
@@ -93,6 +109,22 @@ std::shared_ptr<void> allocate_pinned(std::size_t bytes) {
   void* p = nullptr;
   DISTILL_CUDA_CHECK(cudaMallocHost(&p, bytes == 0 ? 1 : bytes));
   return std::shared_ptr<void>(p, [](void* q) { (void)cudaFreeHost(q); });
+}
+
+std::shared_ptr<void> record_event(Context<Cuda>& ctx) {
+  ContextState& s = active(ctx);
+  cudaEvent_t e = nullptr;
+  DISTILL_CUDA_CHECK(cudaEventCreate(&e));
+  const cudaError_t r = cudaEventRecord(e, s.stream());
+  if (r != cudaSuccess) {
+    (void)cudaEventDestroy(e);
+    DISTILL_CUDA_CHECK(r);
+  }
+  return std::shared_ptr<void>(static_cast<void*>(e), [](void* q) { (void)cudaEventDestroy(static_cast<cudaEvent_t>(q)); });
+}
+void wait_event(const std::shared_ptr<void>& event) {
+  DISTILL_CHECK(event != nullptr, "wait_event: no event (record one with record_event)");
+  DISTILL_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event.get())));
 }
 
 AllocatorStats allocator_stats(Context<Cuda>& ctx) { return ctx.state().allocator().stats(); }

@@ -17,21 +17,29 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cuda/device_compare.hpp"
+#include "distill/data/staging.hpp"
+#include "distill/eval/evaluate.hpp"
 #include "distill/io/checkpoint.hpp"
+#include "distill/io/train_state.hpp"
+#include "distill/losses/queue.hpp"
 #include "distill/nn/nn.hpp"
 #include "distill/ops/linear.hpp"
 #include "distill/ops/loss.hpp"
 #include "distill/ops/reduce.hpp"
 #include "distill/ops/shape_ops.hpp"
 #include "distill/optim/adam.hpp"
+#include "distill/optim/divergence.hpp"
 #include "distill/optim/ema.hpp"
 #include "distill/optim/sgd.hpp"
 
@@ -420,4 +428,118 @@ TEST_CASE("Cuda EMA, copy_from and checkpoints (modules and optimizer state thro
     if (e.name.find("exp_avg_sq") != std::string::npos)
       for (unsigned char byte : e.bytes) moments_nonzero = moments_nonzero || byte != 0;
   CHECK(moments_nonzero);
+}
+
+// ---- the pieces a training loop on the Cuda device uses (examples' --device cuda, docs/cuda.md) ---------------
+
+TEST_CASE("item(): a scalar Var's value on the host, on both devices", "[cuda][train]") {
+  Context<Cpu> cctx{1, 3};
+  Params<Cpu> pc{cctx, 40};
+  Params<Cuda> pg{gpu(), 40};
+  const double vc = item(sum(pc.w)), vg = item(sum(pg.w));
+  double ref = 0;
+  for (float v : pc.w.value()) ref += v;
+  CHECK(std::fabs(vc - ref) <= 1e-5 * std::fabs(ref));
+  CHECK(std::fabs(vg - vc) <= 1e-6 * std::fabs(vc));
+}
+
+TEST_CASE("divergence checks on Cuda parameters: finite passes, a NaN or an infinity is named with its element",
+          "[cuda][train][optim]") {
+  Params<Cuda> p{gpu(), 50};
+  auto list = params(p.w, p.b);
+  const optim::TrainPosition at{1, 4};
+  CHECK_NOTHROW(optim::require_finite_values(list, at));
+  CHECK_NOTHROW(optim::require_finite_gradients(list, at));  // no gradients yet: nothing to check
+  p.set_gradients(51);
+  CHECK_NOTHROW(optim::require_finite_gradients(list, at));
+  auto upload = [](float* device_dst, const std::vector<float>& v) {
+    cuda::copy_to_device(gpu(), device_dst, v.data(), sizeof(float) * v.size());
+  };
+  // Large finite values whose float sum overflows still pass (the scan finds nothing).
+  upload(list[1].data(), std::vector<float>(5, 3e38f));
+  CHECK_NOTHROW(optim::require_finite_values(list, at));
+  // A NaN in element 17 of w's gradient, an infinity in element 3 of b's value.
+  std::vector<float> g(7 * 33);
+  cuda::copy_to_host(gpu(), g.data(), list[0].grad(), sizeof(float) * g.size());
+  g[17] = std::numeric_limits<float>::quiet_NaN();
+  upload(list[0].grad(), g);
+  CHECK_THROWS_WITH(optim::require_finite_gradients(list, at),
+                    Catch::Contains("epoch 2, step 5") && Catch::Contains("the gradient of parameter '#0' [7, 33] is NaN "
+                                                                          "at element 17"));
+  std::vector<float> b(5, 1.0f);
+  b[3] = -std::numeric_limits<float>::infinity();
+  upload(list[1].data(), b);
+  CHECK_THROWS_WITH(optim::require_finite_values(list, at),
+                    Catch::Contains("the value of parameter '#1' [5] is -inf at element 3"));
+}
+
+TEST_CASE("BatchStager<Cuda>: host batches reach the device intact through the pinned ring, sizes changing",
+          "[cuda][train][data]") {
+  data::BatchStager<Cuda> stage(gpu());
+  data::BatchStager<Cpu> host_stage(device_compare::cpu());
+  std::vector<Tensor<float, 3, Cuda>> staged;
+  std::vector<Tensor<float, 3, Cpu>> sent;
+  for (int i = 0; i < 7; ++i) {  // more batches than buffers; the sizes grow and shrink (buffers are reallocated)
+    const index_t b = 2 + (i * 5) % 7;
+    sent.push_back(device_compare::host_random<float>(Shape<3>{b, 1, 33}, 700 + std::uint64_t(i)));
+    staged.push_back(stage(sent.back()));
+  }
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    INFO("batch " << i);
+    const auto back = to_host(gpu(), staged[i]);
+    REQUIRE(back.shape() == sent[i].shape());
+    CHECK(std::equal(back.begin(), back.end(), sent[i].begin()));
+  }
+  const auto empty = stage(Tensor<float, 3, Cpu>(Shape<3>{0, 1, 4}));
+  CHECK(empty.numel() == 0);
+  auto moved = host_stage(sent[0].clone());  // the Cpu stager hands the tensor through
+  CHECK(std::equal(moved.begin(), moved.end(), sent[0].begin()));
+  CHECK_THROWS_WITH(data::BatchStager<Cuda>(gpu(), 0), Catch::Contains("at least one staging buffer"));
+}
+
+TEST_CASE("eval::on_device: a Cuda model's embeddings, copied back per chunk, equal the Cpu model's",
+          "[cuda][train][eval]") {
+  Context<Cpu> cctx{1, 77};
+  Context<Cuda> gctx{1, 77};
+  Net<float, Cpu> cnet{cctx};
+  Net<float, Cuda> gnet{gctx};  // the same seed: the same weights
+  data::Dataset ds;
+  ds.x = device_compare::host_random<float>(Shape<3>{11, 1, kL}, 800);
+  ds.labels.assign(11, 0);
+  ds.num_classes = 1;
+  cnet.train(true);
+  gnet.train(true);
+  const auto zc = eval::embed_dataset(cctx, ds, cnet, /*batch=*/4);
+  const auto zg = eval::embed_dataset(
+      cctx, ds, eval::on_device(gctx, [&](const Var<float, 3, Cuda>& x) { return gnet(x); }, gnet), /*batch=*/4);
+  CHECK(gnet.is_training());  // eval mode only while embedding
+  REQUIRE(zg.shape() == zc.shape());
+  CHECK(close(std::vector<double>(zc.begin(), zc.end()), std::vector<double>(zg.begin(), zg.end()), 1e-5).bad == 0);
+}
+
+TEST_CASE("a training state saves and restores a Cuda MoCo queue (keys through host copies, position)",
+          "[cuda][train][io]") {
+  CounterRng rng(5, 1);
+  auto q = losses::Queue<float, Cuda>::random(gpu(), 6, 4, rng);
+  q.enqueue(to_device(gpu(), device_compare::host_random<float>(Shape<2>{3, 4}, 900)));
+  const auto keys = to_host(gpu(), q.storage());
+  const auto head = q.head();
+  const std::string dir = "test_cuda_train_state_" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  {
+    io::TrainState state(dir);
+    state.add_queue("queue", q);
+    state.save();
+  }
+  auto r = losses::Queue<float, Cuda>(gpu(), 6, 4);  // empty, zero keys
+  {
+    io::TrainState state(dir);
+    state.add_queue("queue", r);
+    state.restore();
+  }
+  std::filesystem::remove_all(dir);
+  CHECK(r.size() == q.size());
+  CHECK(r.head() == head);
+  const auto got = to_host(gpu(), r.storage());
+  CHECK(std::equal(got.begin(), got.end(), keys.begin()));
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <string>
 
 #include "common/cli.hpp"
@@ -19,6 +20,8 @@
 #include "distill/eval/evaluate.hpp"
 #include "distill/io/progress.hpp"
 #include "distill/io/train_state.hpp"
+#include "distill/optim/adam.hpp"
+#include "distill/optim/sgd.hpp"
 
 namespace distill::examples {
 
@@ -55,6 +58,36 @@ eval::EvalResult evaluate_run(Context<Cpu>& ctx, const data::UcrSplits& splits, 
                                 .embeddings_prefix = dir, .embedding_svg = dir + "embedding.svg"},
                                tags);
 }
+
+/// The optimizer chosen by `--optim`: Adam (L2 weight decay), or SGD with Nesterov momentum 0.9. Held by its
+/// concrete type, so that a training state saves its moments, and used through the common interface.
+template <class T, class D>
+class ChosenOptimizer {
+public:
+  ChosenOptimizer(const std::string& kind, const ParamList<T, D>& params, double lr, double weight_decay) {
+    if (kind == "adam")
+      adam_ = std::make_unique<optim::Adam<T, D>>(params, optim::AdamOptions{.lr = lr, .weight_decay = weight_decay});
+    else if (kind == "sgd")
+      sgd_ = std::make_unique<optim::SGD<T, D>>(
+          params, optim::SgdOptions{.lr = lr, .momentum = 0.9, .weight_decay = weight_decay, .nesterov = true});
+    else
+      DISTILL_FAIL("--optim '", kind, "' is not an optimizer; expected adam or sgd");
+  }
+  optim::Optimizer<T, D>& operator*() {
+    if (adam_) return *adam_;
+    return *sgd_;
+  }
+  optim::Optimizer<T, D>* operator->() { return &**this; }
+  /// Registers the optimizer's state as "<prefix>adam" or "<prefix>sgd".
+  void register_in(io::TrainState& state, const std::string& prefix = {}) {
+    if (adam_) state.add_optimizer(prefix + "adam", *adam_);
+    if (sgd_) state.add_optimizer(prefix + "sgd", *sgd_);
+  }
+
+private:
+  std::unique_ptr<optim::Adam<T, D>> adam_;
+  std::unique_ptr<optim::SGD<T, D>> sgd_;
+};
 
 /// Where a resumable training loop stands: the loader position (epoch in progress, next step) and the counts of
 /// the epoch so far. register_loop() puts them in a training state, so that a killed run continues mid-epoch.

@@ -6,6 +6,7 @@
 //
 //   ./build/examples/dcrls --dataset GunPoint --epochs 40 --out runs/gunpoint
 //   ./build/examples/dcrls --resume runs/gunpoint          # after a kill: continue where the state was saved
+//   ./build/examples/dcrls --dataset GunPoint --device cuda --out runs/gunpoint-gpu   # the same run on a GPU
 //   ./build/examples/dcrls --help
 #include <fmt/core.h>
 
@@ -19,8 +20,10 @@
 
 #include "common/example.hpp"
 #include "common/cli.hpp"
+#include "common/device.hpp"
 #include "distill/data/augment.hpp"
 #include "distill/data/dataset.hpp"
+#include "distill/data/staging.hpp"
 #include "distill/data/ucr.hpp"
 #include "distill/eval/evaluate.hpp"
 #include "distill/io/checkpoint.hpp"
@@ -30,7 +33,6 @@
 #include "distill/io/svg.hpp"
 #include "distill/io/train_state.hpp"
 #include "distill/models/dcrls.hpp"
-#include "distill/optim/adam.hpp"
 #include "distill/optim/divergence.hpp"
 
 namespace dl = distill;
@@ -43,6 +45,7 @@ struct Args {
   std::string dataset = "GunPoint";
   std::string variant = "sd";
   std::string device = "cpu";
+  std::string optim = "adam";
   std::int64_t epochs = 40;
   std::int64_t batch = 64;
   std::uint64_t seed = 0;
@@ -77,10 +80,11 @@ Args parse(int argc, char** argv) {
       ->check(integer_in<std::uint64_t>(0, std::numeric_limits<std::uint64_t>::max()));
   app.add_option("--threads", a.threads, "CPU threads (more than the machine's cores: clamped, with a warning)")
       ->check(integer_in<int>(1, 4096));
-  app.add_option("--device", a.device, "device (only cpu in this build; the Cuda device is exercised by the tests)")
-      ->check(CLI::IsMember({"cpu"}));
-  app.add_option("--lr", a.lr, "Adam learning rate")->check(real_in(0, 10, true));
-  app.add_option("--weight-decay", a.weight_decay, "Adam L2 weight decay")->check(real_in(0, 10));
+  dl::examples::add_device_option(app, a.device);
+  app.add_option("--optim", a.optim, "adam, or sgd (Nesterov momentum 0.9), with --lr and --weight-decay")
+      ->check(CLI::IsMember({"adam", "sgd"}));
+  app.add_option("--lr", a.lr, "learning rate")->check(real_in(0, 10, true));
+  app.add_option("--weight-decay", a.weight_decay, "L2 weight decay")->check(real_in(0, 10));
   app.add_option("--tau", a.tau, "NT-Xent temperature")->check(dl::examples::temperature());
   app.add_option("--temperature", a.temperature, "self-distillation temperature T")->check(dl::examples::temperature());
   app.add_option("--lambda", a.lambda_sd, "self-distillation weight")->check(real_in(0, 1e6));
@@ -92,32 +96,39 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
+/// The whole run on device D (Cpu or Cuda): the model, optimizer and losses live on D, batches are built on the
+/// host and staged to D, evaluation runs on the host on embeddings copied back.
+template <class D>
 int run(const Args& a) {
   namespace fs = std::filesystem;
   dl::examples::prepare_output_dir("--out", a.run.out);  // before any work: a bad --out fails now, not after training
   const std::string dir = a.run.out + "/";
   for (const char* stale : {"metrics.json", "metrics.csv"}) fs::remove(dir + stale);  // never left from a failed run
 
-  dl::Context<dl::Cpu> ctx(a.threads, a.seed);
+  dl::examples::RunContexts<D> contexts(a.threads, a.seed, a.device);  // no GPU / device N absent: fails here
+  auto& ctx = contexts.device;
+  auto& host = contexts.host();
   const auto variant = dl::models::parse_variant(a.variant);
   const auto splits = dl::data::load_ucr(a.dataset);  // TEST length and labels checked against TRAIN
   const auto& train = splits.train;
   dl::data::require_trainable(train, "dcrls");
+  const std::string device = dl::examples::describe_device(ctx);
   fmt::print("dcrls: {} ({} train / {} test series, length {}, {} classes), variant {}, {} epochs, {} threads, "
-             "cpu kernels {}\n",
+             "device {}\n",
              train.name, train.size(), splits.test.size(), train.length(), train.num_classes,
-             dl::models::variant_name(variant), a.epochs, a.threads, dl::isa_name(ctx.isa()));
+             dl::models::variant_name(variant), a.epochs, a.threads, device);
 
   dl::models::DcrlsConfig cfg{variant, a.tau, a.temperature, a.lambda_sd};
-  dl::models::Dcrls<64> model(ctx, cfg, train.num_classes);
+  dl::models::Dcrls<64, float, D> model(ctx, cfg, train.num_classes);
   auto trainable = model.trainable();
-  dl::optim::Adam opt{trainable, {.lr = a.lr, .weight_decay = a.weight_decay}};
+  dl::examples::ChosenOptimizer<float, D> opt(a.optim, trainable, a.lr, a.weight_decay);
 
   dl::data::DataLoader loader(train, {.batch_size = std::min<index_t>(a.batch, train.size()), .shuffle = true, .drop_last = true},
                               ctx.make_rng(1));
   dl::CounterRng aug_rng = ctx.make_rng(2);
   const auto view1 = dl::data::AugmentConfig::dcrls_view1();
   const auto view2 = dl::data::AugmentConfig::dcrls_view2();
+  dl::data::BatchStager<D> stage(ctx);
 
   // Everything the rest of the run depends on: the training state.
   dl::examples::LoopPosition pos;
@@ -129,9 +140,12 @@ int run(const Args& a) {
   state.config("program", "dcrls").config("model", "Dcrls<64> ResNet1D(64) + 3 MLP heads")
       .config("dataset", train.name).config("train_file", dl::io::file_fingerprint(loc.train_path()))
       .config("variant", dl::models::variant_name(variant)).config("epochs", a.epochs).config("batch", a.batch)
-      .config("seed", a.seed).config("lr", a.lr).config("weight_decay", a.weight_decay).config("tau", a.tau)
-      .config("temperature", a.temperature).config("lambda", a.lambda_sd).config("threads", a.threads, Match::Warn);
-  state.add_module("model", model).add_optimizer("adam", opt).add_rng("rng.init", ctx.rng()).add_rng("rng.aug", aug_rng)
+      .config("seed", a.seed).config("optim", a.optim).config("lr", a.lr).config("weight_decay", a.weight_decay).config("tau", a.tau)
+      .config("temperature", a.temperature).config("lambda", a.lambda_sd).config("threads", a.threads, Match::Warn)
+      .config("device", a.device, Match::Warn);
+  state.add_module("model", model);
+  opt.register_in(state);
+  state.add_rng("rng.init", ctx.rng()).add_rng("rng.aug", aug_rng)
       .add_value("epoch.loss", sum).add_value("epoch.l_dc", sum_dc).add_value("epoch.l_sd", sum_sd)
       .add_series("curve.loss", loss_curve).add_series("curve.l_dc", dc_curve).add_series("curve.l_sd", sd_curve);
   dl::examples::register_loop(state, loader, pos);
@@ -147,24 +161,26 @@ int run(const Args& a) {
   auto train_step = [&](dl::data::Batch& batch, const dl::optim::TrainPosition& at, std::int64_t global) {
     if (global == a.run.inject_nan_at) batch.x.data()[0] = std::numeric_limits<float>::quiet_NaN();
     if (batch.x.extent(0) < 2) return false;  // a contrastive batch needs a negative; BN needs two series
-    dl::models::DcrlsLoss<float, dl::Cpu> loss;
+    dl::models::DcrlsLoss<float, D> loss;
     if (variant == dl::models::DcrlsVariant::Supervised) {
       std::vector<int> y(batch.labels.begin(), batch.labels.end());
       auto v = dl::data::augment(batch.x, view1, aug_rng, batch.lengths);
-      loss = model.supervised_loss(dl::constant(ctx, std::move(v)), y);
+      loss = model.supervised_loss(dl::constant(ctx, stage(std::move(v))), y);
     } else {
       auto views = dl::data::make_two_views(batch, view1, view2, aug_rng);
-      loss = model.contrastive_loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
+      loss = model.contrastive_loss(dl::constant(ctx, stage(std::move(views.view1))),
+                                    dl::constant(ctx, stage(std::move(views.view2))));
     }
     dl::optim::require_finite(loss.contrastive, variant == dl::models::DcrlsVariant::Supervised ? "CE" : "L_DC", at);
     dl::optim::require_finite(loss.distillation, "L_SD", at);
-    dl::optim::require_finite(loss.total.value()[0], "total", at);
-    opt.zero_grad();
+    const double total = dl::item(loss.total);
+    dl::optim::require_finite(total, "total", at);
+    opt->zero_grad();
     loss.total.backward();
     dl::optim::require_finite_gradients(trainable, at);
-    opt.step();
+    opt->step();
     dl::optim::require_finite_values(trainable, at);
-    sum += loss.total.value()[0];
+    sum += total;
     sum_dc += loss.contrastive;
     sum_sd += loss.distillation;
     return true;
@@ -183,16 +199,18 @@ int run(const Args& a) {
   // Frozen encoder -> evaluation on the test split.
   model.train(false);
   dl::io::Record tags;
-  tags.set("method", "dcrls").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed))
+  tags.set("method", "dcrls").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed)).set("optim", a.optim)
       .set("epochs", double(a.epochs)).set("train_seconds", train_s).set("final_loss", loss_curve.back())
-      .set("cpu_isa", dl::isa_name(ctx.isa()));
+      .set("cpu_isa", dl::isa_name(host.isa())).set("device", device)
+      .set("device_kind", dl::examples::device_kind(ctx));
   // The encoder is the embedding (evaluate_splits runs it in eval mode).
   const auto e0 = std::chrono::steady_clock::now();
-  auto r = dl::examples::evaluate_run(ctx, splits, model.encoder, dir, a.probe_steps, a.kmeans_restarts, a.seed, tags);
+  auto embed = dl::eval::on_device(ctx, [&](const dl::Var<float, 3, D>& x) { return model.encoder(x); }, model.encoder);
+  auto r = dl::examples::evaluate_run(host, splits, embed, dir, a.probe_steps, a.kmeans_restarts, a.seed, tags);
   double sup_acc = -1;
   if (variant == dl::models::DcrlsVariant::Supervised) {
     dl::NoGradGuard ng(ctx);
-    auto logits = model.classify(dl::constant(ctx, splits.test.x.clone())).value();
+    const auto logits = dl::to_host(ctx, model.classify(dl::constant(ctx, dl::to_device(ctx, splits.test.x))).value());
     index_t correct = 0;
     for (index_t i = 0; i < logits.extent(0); ++i) {
       index_t best = 0;
@@ -219,5 +237,8 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return dl::examples::guarded_main("dcrls", [&] { return run(parse(argc, argv)); });
+  return dl::examples::guarded_main("dcrls", [&] {
+    const Args a = parse(argc, argv);
+    return dl::examples::with_device(a.device, [&]<class D>() { return run<D>(a); });
+  });
 }

@@ -6,6 +6,7 @@
 //
 //   ./build/examples/disco --dataset GunPoint --variant teacher --epochs 40 --out runs/gp-teacher
 //   ./build/examples/disco --dataset GunPoint --variant disco --epochs 40 --out runs/gp-disco   # reuses the cache
+//   ./build/examples/disco --dataset GunPoint --variant disco --device cuda --out runs/gp-disco-gpu   # on a GPU
 //   ./build/examples/disco --help
 #include <fmt/core.h>
 
@@ -20,9 +21,11 @@
 #include <vector>
 
 #include "common/cli.hpp"
+#include "common/device.hpp"
 #include "common/example.hpp"
 #include "distill/data/augment.hpp"
 #include "distill/data/dataset.hpp"
+#include "distill/data/staging.hpp"
 #include "distill/data/ucr.hpp"
 #include "distill/eval/evaluate.hpp"
 #include "distill/io/checkpoint.hpp"
@@ -32,7 +35,6 @@
 #include "distill/io/svg.hpp"
 #include "distill/io/train_state.hpp"
 #include "distill/models/disco.hpp"
-#include "distill/optim/adam.hpp"
 
 namespace dl = distill;
 namespace fs = std::filesystem;
@@ -41,10 +43,14 @@ using dl::models::DiscoVariant;
 
 namespace {
 
-using TeacherNet = dl::models::DiscoTeacherNet<float, dl::Cpu>;
-using StudentNet = dl::models::DiscoStudentNet<float, dl::Cpu>;
-using WideNet = dl::models::DiscoWideNet<float, dl::Cpu>;
-using Teacher = dl::nn::FrozenTeacher<TeacherNet>;
+template <class D>
+using TeacherNet = dl::models::DiscoTeacherNet<float, D>;
+template <class D>
+using StudentNet = dl::models::DiscoStudentNet<float, D>;
+template <class D>
+using WideNet = dl::models::DiscoWideNet<float, D>;
+template <class D>
+using Teacher = dl::nn::FrozenTeacher<TeacherNet<D>>;
 
 struct Args {
   dl::examples::RunOptions run;  // --out, --resume, --checkpoint-every/-unit, --quiet
@@ -52,6 +58,7 @@ struct Args {
   std::string data_root;
   std::string variant = "disco";
   std::string device = "cpu";
+  std::string optim = "adam";
   std::string teacher;                              // checkpoint of a TeacherNet (empty: cache)
   std::string teacher_cache = "runs/disco-teachers";
   std::string teacher_bn = "running";
@@ -103,10 +110,11 @@ Args parse(int argc, char** argv) {
       ->check(integer_in<std::uint64_t>(0, std::numeric_limits<std::uint64_t>::max()));
   app.add_option("--threads", a.threads, "CPU threads (more than the machine's cores: clamped, with a warning)")
       ->check(integer_in<int>(1, 4096));
-  app.add_option("--device", a.device, "device (only cpu in this build; the Cuda device is exercised by test_cuda_disco)")
-      ->check(CLI::IsMember({"cpu"}));
-  app.add_option("--lr", a.lr, "Adam learning rate")->check(real_in(0, 10, true));
-  app.add_option("--weight-decay", a.weight_decay, "Adam L2 weight decay")->check(real_in(0, 10));
+  dl::examples::add_device_option(app, a.device);
+  app.add_option("--optim", a.optim, "adam, or sgd (Nesterov momentum 0.9), with --lr and --weight-decay")
+      ->check(CLI::IsMember({"adam", "sgd"}));
+  app.add_option("--lr", a.lr, "learning rate")->check(real_in(0, 10, true));
+  app.add_option("--weight-decay", a.weight_decay, "L2 weight decay")->check(real_in(0, 10));
   app.add_option("--tau", a.tau, "InfoNCE / NT-Xent temperature")->check(dl::examples::temperature());
   app.add_option("--momentum", a.momentum, "key-encoder EMA momentum")->check(real_in(0, 1));
   app.add_option("--queue", a.queue,
@@ -142,19 +150,22 @@ dl::models::DiscoConfig learner_config(const Args& a, index_t n_train, index_t b
 /// Trains one learner (any variant) on the training split for `epochs`. With `state` (a student or teacher run's
 /// own directory), everything the loop depends on is registered there, restored when --resume was given, and
 /// saved per --checkpoint-every and at the end; without it (a cached teacher trained on the way), nothing is saved.
-template <class Learner>
-Curves train(dl::Context<dl::Cpu>& ctx, Learner& learner, const dl::data::Dataset& train_set, index_t batch,
+template <class D, class Learner>
+Curves train(dl::Context<D>& ctx, Learner& learner, const dl::data::Dataset& train_set, index_t batch,
              index_t epochs, const Args& a, const std::string& label, dl::io::TrainState* state = nullptr) {
-  dl::optim::Adam opt{learner.trainable(), {.lr = a.lr, .weight_decay = a.weight_decay}};
+  dl::examples::ChosenOptimizer<float, D> opt(a.optim, learner.trainable(), a.lr, a.weight_decay);
   dl::data::DataLoader loader(train_set, {.batch_size = batch, .shuffle = true, .drop_last = true}, ctx.make_rng(1));
   dl::CounterRng aug_rng = ctx.make_rng(2);
   const auto view = dl::data::AugmentConfig::moco_view();
+  dl::data::BatchStager<D> stage(ctx);
   Curves c;
   dl::examples::LoopPosition pos;
   double sum = 0, sum_con = 0, sum_dis = 0;
   if (state) {
     dl::examples::register_loop(*state, loader, pos);
-    state->add_module("net", learner.net).add_optimizer("adam", opt).add_rng("rng.init", ctx.rng())
+    state->add_module("net", learner.net);
+    opt.register_in(*state);
+    state->add_rng("rng.init", ctx.rng())
         .add_rng("rng.aug", aug_rng).add_value("epoch.loss", sum).add_value("epoch.l_con", sum_con)
         .add_value("epoch.l_dis", sum_dis).add_series("curve.loss", c.total).add_series("curve.l_con", c.con)
         .add_series("curve.l_dis", c.dis);
@@ -176,16 +187,18 @@ Curves train(dl::Context<dl::Cpu>& ctx, Learner& learner, const dl::data::Datase
     if (b.x.extent(0) < 2) return false;  // a contrastive batch needs a negative; BN needs two series
     auto views = dl::data::make_two_views(b, view, view, aug_rng);
     if (global == a.run.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
-    auto loss = learner.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
+    auto loss = learner.loss(dl::constant(ctx, stage(std::move(views.view1))),
+                             dl::constant(ctx, stage(std::move(views.view2))));
     dl::optim::require_finite(loss.contrastive, "L_con", at);
     dl::optim::require_finite(loss.distillation, "L_dis", at);
-    dl::optim::require_finite(loss.total.value()[0], "total", at);
-    opt.zero_grad();
+    const double total = dl::item(loss.total);
+    dl::optim::require_finite(total, "total", at);
+    opt->zero_grad();
     loss.total.backward();
-    dl::optim::require_finite_gradients(opt.params(), at);
-    opt.step();
-    dl::optim::require_finite_values(opt.params(), at);
-    sum += loss.total.value()[0];
+    dl::optim::require_finite_gradients(opt->params(), at);
+    opt->step();
+    dl::optim::require_finite_values(opt->params(), at);
+    sum += total;
     sum_con += loss.contrastive;
     sum_dis += loss.balance * loss.distillation;
     return true;
@@ -203,15 +216,19 @@ Curves train(dl::Context<dl::Cpu>& ctx, Learner& learner, const dl::data::Datase
   return c;
 }
 
-/// The cached teacher of this dataset, seed and epoch count.
+/// The cached teacher of this dataset, seed and epoch count; one trained with SGD ("-sgd") or on the Cuda device
+/// ("-cuda", its weights differ from the Cpu one's by float rounding) is a separate entry.
 fs::path cached_teacher_path(const Args& a, const std::string& dataset) {
+  const bool cuda = dl::examples::parse_device(a.device).value().cuda;
   return fs::path(a.teacher_cache) / (dataset + "-seed" + std::to_string(a.seed) + "-e" +
-                                      std::to_string(a.teacher_epochs) + ".ckpt");
+                                      std::to_string(a.teacher_epochs) + (a.optim == "sgd" ? "-sgd" : "") +
+                                      (cuda ? "-cuda" : "") + ".ckpt");
 }
 
 /// The teacher checkpoint of a student run: --teacher, else the cache, else one pre-trained here with MoCo-v2 and
 /// cached. It gets its own context seeded like a teacher run's, so it is the same network a `--variant teacher` run
-/// with the same seed and epochs produces.
+/// with the same seed and epochs produces (on the run's device).
+template <class D>
 fs::path teacher_for(const Args& a, const dl::data::Dataset& train_set, index_t batch) {
   if (!a.teacher.empty()) return a.teacher;
   const fs::path cached = cached_teacher_path(a, train_set.name);
@@ -221,15 +238,15 @@ fs::path teacher_for(const Args& a, const dl::data::Dataset& train_set, index_t 
   }
   fmt::print("disco: no teacher given and none cached at {}: training one ({} epochs)\n", cached.string(),
              a.teacher_epochs);
-  dl::Context<dl::Cpu> tctx(a.threads, a.seed);
-  dl::models::DiscoLearner<TeacherNet> learner(tctx, learner_config(a, train_set.size(), batch));
-  train(tctx, learner, train_set, batch, a.teacher_epochs, a, "teacher " + train_set.name);
+  dl::examples::RunContexts<D> tctx(a.threads, a.seed, a.device);
+  dl::models::DiscoLearner<TeacherNet<D>> learner(tctx.device, learner_config(a, train_set.size(), batch));
+  train(tctx.device, learner, train_set, batch, a.teacher_epochs, a, "teacher " + train_set.name);
   fs::create_directories(cached.parent_path().empty() ? fs::path(".") : cached.parent_path());
   dl::save_checkpoint(cached, learner.net);
   return cached;
 }
 
-template <class Net>
+template <class D, class Net>
 int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant variant) {
   const auto& train_set = splits.train;
   const index_t batch = std::min(a.batch, train_set.size());
@@ -238,40 +255,45 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
   const auto bn = dl::nn::parse_teacher_bn(a.teacher_bn);
 
   // The teacher first (it has its own context), so a student run's draws do not depend on whether it was cached.
-  std::unique_ptr<Teacher> teacher;
+  std::unique_ptr<Teacher<D>> teacher;
   fs::path teacher_path;
-  dl::Context<dl::Cpu> ctx(a.threads, a.seed);
+  dl::examples::RunContexts<D> contexts(a.threads, a.seed, a.device);  // no GPU / device N absent: fails here
+  auto& ctx = contexts.device;
   if (distill) {
-    teacher_path = teacher_for(a, train_set, batch);
-    teacher = std::make_unique<Teacher>(ctx, teacher_path, bn);
+    teacher_path = teacher_for<D>(a, train_set, batch);
+    teacher = std::make_unique<Teacher<D>>(ctx, teacher_path, bn);
   }
   const auto cfg = learner_config(a, train_set.size(), batch);
-  dl::models::DiscoLearner<Net, TeacherNet> learner(ctx, cfg, teacher.get());
+  dl::models::DiscoLearner<Net, TeacherNet<D>> learner(ctx, cfg, teacher.get());
+  const std::string device = dl::examples::describe_device(ctx);
   fmt::print("disco: {} ({} train / {} test series, length {}, {} classes), variant {}, {} epochs, batch {}, {}, "
-             "{} threads, cpu kernels {}\n",
+             "{} threads, device {}\n",
              train_set.name, train_set.size(), splits.test.size(), L, train_set.num_classes,
              dl::models::variant_name(variant), a.epochs, batch,
              learner.in_batch() ? std::string("in-batch SimCLR negatives (N < 64)")
                                 : fmt::format("MoCo queue K = {}", cfg.queue_size),
-             a.threads, dl::isa_name(ctx.isa()));
+             a.threads, device);
   // The training state of this run: everything train() needs to continue after a kill (--resume).
   dl::io::TrainState state(a.run.out);
   using Match = dl::io::TrainState::Match;
   state.config("program", "disco").config("variant", dl::models::variant_name(variant))
       .config("dataset", train_set.name)
       .config("train_file", dl::io::file_fingerprint(dl::data::resolve_ucr(a.dataset, a.data_root).train_path()))
-      .config("epochs", a.epochs).config("batch", batch).config("seed", a.seed).config("lr", a.lr)
+      .config("epochs", a.epochs).config("batch", batch).config("seed", a.seed).config("optim", a.optim).config("lr", a.lr)
       .config("weight_decay", a.weight_decay).config("tau", a.tau).config("momentum", a.momentum)
       .config("queue", cfg.queue_size).config("balance", a.balance).config("shuffle_groups", a.shuffle_groups)
       .config("teacher", distill ? dl::io::file_fingerprint(teacher_path) : std::string("none"))
-      .config("teacher_bn", a.teacher_bn).config("threads", a.threads, Match::Warn);
+      .config("teacher_bn", a.teacher_bn).config("threads", a.threads, Match::Warn)
+      .config("device", a.device, Match::Warn);
   const Curves c = train(ctx, learner, train_set, batch, a.epochs, a, train_set.name, &state);
 
   learner.train(false);
   const std::string dir = a.run.out + "/";
   dl::io::Record tags;
   tags.set("method", "disco").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed))
-      .set("cpu_isa", dl::isa_name(ctx.isa()))
+      .set("optim", a.optim)
+      .set("cpu_isa", dl::isa_name(contexts.host().isa())).set("device", device)
+      .set("device_kind", dl::examples::device_kind(ctx))
       .set("epochs", double(a.epochs)).set("batch", batch).set("queue", cfg.queue_size)
       .set("in_batch_negatives", learner.in_batch()).set("train_seconds", c.seconds)
       .set("final_loss", c.total.back()).set("final_con", c.con.back()).set("final_dis", c.dis.back())
@@ -281,12 +303,13 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
   if (distill) {
     tags.set("teacher", teacher_path.string()).set("teacher_bn", dl::nn::teacher_bn_name(bn))
         .set("teacher_params", dl::nn::num_parameters(teacher->module().encoder))
-        .set("teacher_flops_per_series", TeacherNet::encoder_flops(L))
+        .set("teacher_flops_per_series", TeacherNet<D>::encoder_flops(L))
         .set("balance", cfg.balance > 0 ? cfg.balance : dl::losses::disco_balance(batch));
   }
-  auto embed = [&](const dl::Tensor<float, 3, dl::Cpu>& x) { return learner.embed(dl::constant(ctx, x.clone())); };
+  auto embed = dl::eval::on_device(ctx, [&](const dl::Var<float, 3, D>& x) { return learner.embed(x); }, learner.net);
   const auto e0 = std::chrono::steady_clock::now();
-  auto r = dl::examples::evaluate_run(ctx, splits, embed, dir, a.probe_steps, a.kmeans_restarts, a.seed, tags);
+  auto r = dl::examples::evaluate_run(contexts.host(), splits, embed, dir, a.probe_steps, a.kmeans_restarts, a.seed,
+                                      tags);
   const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
   dl::save_checkpoint(dir + "net.ckpt", learner.net);
   dl::save_checkpoint(dir + "encoder.ckpt", learner.net.encoder);
@@ -306,6 +329,7 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
   return 0;
 }
 
+template <class D>
 int run(const Args& a) {
   dl::examples::prepare_output_dir("--out", a.run.out);  // before any work: a bad --out fails now, not after training
   for (const char* stale : {"metrics.json", "metrics.csv"})  // never left from an earlier or failed run
@@ -315,10 +339,10 @@ int run(const Args& a) {
   const auto splits = dl::data::load_ucr(a.dataset, uo);  // TEST length and labels checked against TRAIN
   dl::data::require_trainable(splits.train, "disco");
   switch (dl::models::parse_disco_variant(a.variant)) {
-    case DiscoVariant::Teacher: return run_variant<TeacherNet>(a, splits, DiscoVariant::Teacher);
-    case DiscoVariant::Student: return run_variant<StudentNet>(a, splits, DiscoVariant::Student);
-    case DiscoVariant::Disco: return run_variant<StudentNet>(a, splits, DiscoVariant::Disco);
-    case DiscoVariant::DiscoWide: return run_variant<WideNet>(a, splits, DiscoVariant::DiscoWide);
+    case DiscoVariant::Teacher: return run_variant<D, TeacherNet<D>>(a, splits, DiscoVariant::Teacher);
+    case DiscoVariant::Student: return run_variant<D, StudentNet<D>>(a, splits, DiscoVariant::Student);
+    case DiscoVariant::Disco: return run_variant<D, StudentNet<D>>(a, splits, DiscoVariant::Disco);
+    case DiscoVariant::DiscoWide: return run_variant<D, WideNet<D>>(a, splits, DiscoVariant::DiscoWide);
   }
   return 1;
 }
@@ -326,5 +350,8 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return dl::examples::guarded_main("disco", [&] { return run(parse(argc, argv)); });
+  return dl::examples::guarded_main("disco", [&] {
+    const Args a = parse(argc, argv);
+    return dl::examples::with_device(a.device, [&]<class D>() { return run<D>(a); });
+  });
 }

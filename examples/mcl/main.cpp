@@ -6,6 +6,7 @@
 //
 //   ./build/examples/mcl --dataset GunPoint --cohort 2 --epochs 40 --out runs/mcl
 //   ./build/examples/mcl --dataset Beef --data-root /path/to/UCRArchive_2018 --cohort 2 --layerwise
+//   ./build/examples/mcl --dataset GunPoint --cohort 2 --device cuda --out runs/mcl-gpu   # MCL on a GPU
 //   ./build/examples/mcl --help
 #include <fmt/core.h>
 #include <fmt/format.h>
@@ -22,9 +23,11 @@
 #include <string_view>
 #include <vector>
 
+#include "common/device.hpp"
 #include "common/example.hpp"
 #include "distill/data/augment.hpp"
 #include "distill/data/dataset.hpp"
+#include "distill/data/staging.hpp"
 #include "distill/data/ucr.hpp"
 #include "distill/io/checkpoint.hpp"
 #include "distill/io/npy.hpp"
@@ -118,8 +121,7 @@ Args parse(int argc, char** argv) {
       ->check(integer_in<std::uint64_t>(0, std::numeric_limits<std::uint64_t>::max()));
   app.add_option("--threads", a.threads, "CPU threads (more than the machine's cores: clamped, with a warning)")
       ->check(integer_in<int>(1, 4096));
-  app.add_option("--device", a.device, "device (only cpu in this build; the Cuda device is exercised by test_cuda_mcl)")
-      ->check(CLI::IsMember({"cpu"}));
+  dl::examples::add_device_option(app, a.device);
   dl::examples::add_run_options(app, a.run, "runs/mcl", "dataset, cohort or setting");
   app.add_flag("--self-supervised", a.self_supervised,
                "MoCo + MCL (no labels): a momentum encoder and a queue per network, two views (jitter + scaling / "
@@ -145,8 +147,8 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-template <class Cohort>
-void add_network(Cohort& c, dl::Context<dl::Cpu>& ctx, int width, index_t classes) {
+template <class Cohort, class D>
+void add_network(Cohort& c, dl::Context<D>& ctx, int width, index_t classes) {
   switch (width) {
     case 16: c.template add_network<16>(ctx, classes); break;
     case 32: c.template add_network<32>(ctx, classes); break;
@@ -169,18 +171,8 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
   dl::models::MocoMcl<float> moco{query, key,
                                    {.queue = K, .tau = a.w.tau, .temperature = a.w.temperature, .momentum = a.momentum},
                                    ctx.make_rng(3)};
-  // Only the query networks' blocks and Embed heads receive gradients (the classifiers stay unused). The optimizer
-  // is held by its concrete type so that the training state can save its moments.
-  std::unique_ptr<dl::optim::Adam<float>> adam;
-  std::unique_ptr<dl::optim::SGD<float>> sgd;
-  if (a.optim == "adam")
-    adam = std::make_unique<dl::optim::Adam<float>>(query.trainable(),
-                                                    dl::optim::AdamOptions{.lr = a.lr, .weight_decay = a.weight_decay});
-  else
-    sgd = std::make_unique<dl::optim::SGD<float>>(
-        query.trainable(),
-        dl::optim::SgdOptions{.lr = a.lr, .momentum = 0.9, .weight_decay = a.weight_decay, .nesterov = true});
-  dl::optim::Optimizer<float>* opt = adam ? static_cast<dl::optim::Optimizer<float>*>(adam.get()) : sgd.get();
+  // Only the query networks' blocks and Embed heads receive gradients (the classifiers stay unused).
+  dl::examples::ChosenOptimizer<float, dl::Cpu> opt(a.optim, query.trainable(), a.lr, a.weight_decay);
   const dl::optim::Cosine schedule{a.lr, a.epochs};
   dl::data::DataLoader loader(train, {.batch_size = B, .shuffle = true, .drop_last = true}, ctx.make_rng(1));
   dl::CounterRng aug_rng = ctx.make_rng(2);
@@ -210,8 +202,7 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
       .add_series("curve.loss", loss_curve).add_series("curve.vcl", vcl_curve).add_series("curve.icl", icl_curve)
       .add_series("curve.soft", soft_curve);
   for (std::size_t m = 0; m < query.size(); ++m) state.add_queue(fmt::format("queue{}", m), moco.queue(m));
-  if (adam) state.add_optimizer("adam", *adam);
-  if (sgd) state.add_optimizer("sgd", *sgd);
+  opt.register_in(state);
   dl::examples::register_loop(state, loader, pos);
   if (!a.run.resume.empty()) {
     state.restore();
@@ -258,7 +249,8 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
   const std::string dir = a.run.out + "/";
   query.train(false);
   dl::io::Record rec;
-  rec.set("method", "moco_mcl").set("cpu_isa", dl::isa_name(ctx.isa())).set("dataset", train.name).set("cohort", a.cohort).set("seed", double(a.seed))
+  rec.set("method", "moco_mcl").set("cpu_isa", dl::isa_name(ctx.isa())).set("device", dl::examples::describe_device(ctx))
+      .set("device_kind", "cpu").set("dataset", train.name).set("cohort", a.cohort).set("seed", double(a.seed))
       .set("epochs", double(a.epochs)).set("widths", fmt::format("{}", fmt::join(a.widths, ",")))
       .set("queue", double(K)).set("momentum", a.momentum).set("tau", a.w.tau).set("temperature", a.w.temperature)
       .set("train_seconds", train_s).set("final_loss", loss_curve.back());
@@ -292,15 +284,25 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
   return 0;
 }
 
+/// The run on device D. The self-supervised mode and L-MCL need the column ops of ops/columns.hpp (concat1,
+/// mix_columns, sigmoid_cosine), which have no CUDA kernels yet: on the Cuda device only independent training and
+/// MCL run, and the others are refused before any data is read.
+template <class D>
 int run(const Args& a) {
   namespace fs = std::filesystem;
+  constexpr bool on_cuda = !std::is_same_v<D, dl::Cpu>;
+  DISTILL_CHECK(!(on_cuda && (a.self_supervised || a.layerwise)), "--device ", a.device, ": ",
+                a.self_supervised ? "--self-supervised" : "--layerwise (L-MCL)",
+                " runs on the Cpu device only (its column ops, ops/columns.hpp, have no CUDA kernels yet); "
+                "independent training and MCL run on both devices");
   // OpenMP's default team size follows --threads: Eigen's small GEMMs called outside distill's own parallel
   // regions (cpu::gemm's single-panel path) would otherwise start omp_get_max_threads() threads.
   omp_set_num_threads(a.threads);
   dl::examples::prepare_output_dir("--out", a.run.out);  // before any work: a bad --out fails now, not after training
   for (const char* stale : {"metrics.json", "metrics.csv"})  // never left from an earlier or failed run
     std::filesystem::remove(std::filesystem::path(a.run.out) / stale);
-  dl::Context<dl::Cpu> ctx(a.threads, a.seed);
+  dl::examples::RunContexts<D> contexts(a.threads, a.seed, a.device);  // no GPU / device N absent: fails here
+  auto& ctx = contexts.device;
   dl::data::UcrOptions uo;
   uo.root = a.data_root;
   const auto splits = dl::data::load_ucr(a.dataset, uo);  // TEST length and labels checked against TRAIN
@@ -308,12 +310,15 @@ int run(const Args& a) {
   dl::data::require_trainable(train, "mcl");
   const bool mutual = a.cohort >= 2;
   const std::string method = a.self_supervised ? "moco_mcl" : !mutual ? "independent" : a.layerwise ? "lmcl" : "mcl";
+  const std::string device = dl::examples::describe_device(ctx);
   fmt::print("mcl: {} ({} train / {} test series, length {}, {} classes), {} x{} (widths {}), {} epochs, {} threads, "
-             "cpu kernels {}\n",
+             "device {}\n",
              train.name, train.size(), splits.test.size(), train.length(), train.num_classes, method, a.cohort,
              fmt::format("{}", a.widths[0]) + (a.widths.size() > 1 ? fmt::format("..{}", a.widths.back()) : ""),
-             a.epochs, a.threads, dl::isa_name(ctx.isa()));
-  if (a.self_supervised) return run_self_supervised(a, ctx, splits);
+             a.epochs, a.threads, device);
+  if constexpr (!on_cuda) {
+    if (a.self_supervised) return run_self_supervised(a, ctx, splits);
+  }
 
   dl::models::MclConfig cfg;
   cfg.weights = a.w;
@@ -321,25 +326,15 @@ int run(const Args& a) {
   cfg.shared_stem = a.cohort == 4;
   cfg.logit_distill = a.logit_distill;
   cfg.kd_temperature = a.w.temperature;
-  dl::models::Cohort<float> cohort{cfg};
+  dl::models::Cohort<float, D> cohort{cfg};
   for (int w : a.widths) add_network(cohort, ctx, w, train.num_classes);
 
-  // The optimizer of theta (networks, heads, aggregators), held by its concrete type so that a training state can
-  // save its moments.
-  std::unique_ptr<dl::optim::Adam<float>> adam;
-  std::unique_ptr<dl::optim::SGD<float>> sgd;
-  if (a.optim == "adam")
-    adam = std::make_unique<dl::optim::Adam<float>>(cohort.trainable(),
-                                                    dl::optim::AdamOptions{.lr = a.lr, .weight_decay = a.weight_decay});
-  else
-    sgd = std::make_unique<dl::optim::SGD<float>>(
-        cohort.trainable(),
-        dl::optim::SgdOptions{.lr = a.lr, .momentum = 0.9, .weight_decay = a.weight_decay, .nesterov = true});
-  dl::optim::Optimizer<float>* opt = adam ? static_cast<dl::optim::Optimizer<float>*>(adam.get()) : sgd.get();
+  // The optimizer of theta (networks, heads, aggregators).
+  dl::examples::ChosenOptimizer<float, D> opt(a.optim, cohort.trainable(), a.lr, a.weight_decay);
   // The weight network's own optimizer (L-MCL): SGD Nesterov, as in the reference.
-  std::unique_ptr<dl::optim::SGD<float>> meta_opt;
+  std::unique_ptr<dl::optim::SGD<float, D>> meta_opt;
   if (a.layerwise)
-    meta_opt = std::make_unique<dl::optim::SGD<float>>(
+    meta_opt = std::make_unique<dl::optim::SGD<float, D>>(
         cohort.weight_params(), dl::optim::SgdOptions{.lr = a.meta_lr, .momentum = 0.9, .weight_decay = 5e-4,
                                                       .nesterov = true});
   const dl::optim::Cosine schedule{a.lr, a.epochs};
@@ -351,6 +346,7 @@ int run(const Args& a) {
   dl::data::DataLoader loader(train, lo, ctx.make_rng(1));
   dl::CounterRng aug_rng = ctx.make_rng(2);
   const auto view = dl::data::AugmentConfig::dcrls_view1();
+  dl::data::BatchStager<D> stage(ctx);
 
   std::vector<double> loss_curve, ce_curve, mcl_curve, kd_curve;
   const auto pair_names = a.layerwise ? cohort.pair_names() : std::vector<std::string>{};
@@ -371,7 +367,7 @@ int run(const Args& a) {
       .config("lr", a.lr).config("weight_decay", a.weight_decay).config("tau", a.w.tau)
       .config("temperature", a.w.temperature).config("alpha", a.w.alpha).config("beta", a.w.beta)
       .config("gamma", a.w.gamma).config("lambda", a.w.lambda).config("meta_freq", a.meta_freq)
-      .config("meta_lr", a.meta_lr).config("threads", a.threads, Match::Warn);
+      .config("meta_lr", a.meta_lr).config("threads", a.threads, Match::Warn).config("device", a.device, Match::Warn);
   state.add_part("cohort", [&cohort](dl::io::Checkpoint& ck) { cohort.put(ck, "cohort"); },
                  [&cohort](const dl::io::Checkpoint& ck) { cohort.load(ck, "cohort"); })
       .add_rng("rng.init", ctx.rng()).add_rng("rng.aug", aug_rng)
@@ -380,8 +376,7 @@ int run(const Args& a) {
       .add_value("epoch.ce", sum_ce).add_value("epoch.mcl", sum_mcl).add_value("epoch.kd", sum_kd)
       .add_series("epoch.pair_sum", pair_sum).add_series("curve.loss", loss_curve).add_series("curve.ce", ce_curve)
       .add_series("curve.mcl", mcl_curve).add_series("curve.kd", kd_curve);
-  if (adam) state.add_optimizer("adam", *adam);
-  if (sgd) state.add_optimizer("sgd", *sgd);
+  opt.register_in(state);
   if (meta_opt) state.add_optimizer("meta_sgd", *meta_opt);
   dl::examples::register_loop(state, loader, pos);
   if (!a.run.resume.empty()) {
@@ -398,24 +393,27 @@ int run(const Args& a) {
     std::vector<int> y(batch.labels.begin(), batch.labels.end());
     auto xs = a.augment ? dl::data::augment(batch.x, view, aug_rng, batch.lengths) : batch.x.clone();
     if (global == a.run.inject_nan_at) xs.data()[0] = std::numeric_limits<float>::quiet_NaN();
-    auto x = dl::constant(ctx, std::move(xs));
+    auto x = dl::constant(ctx, stage(std::move(xs)));
     auto loss = cohort.loss(x, y);
     dl::optim::require_finite(loss.ce, "CE", at);
-    dl::optim::require_finite(loss.total.value()[0], "total", at);
+    const double total = dl::item(loss.total);
+    dl::optim::require_finite(total, "total", at);
     opt->zero_grad();
     loss.total.backward();
     dl::optim::require_finite_gradients(opt->params(), at);
     opt->step();
     dl::optim::require_finite_values(opt->params(), at);
     ++iteration;
-    if (a.layerwise && iteration % a.meta_freq == 0) {
-      const auto r = cohort.meta_step(x, y, a.meta_lr);
-      meta_opt->step();
-      dl::optim::require_finite_values(meta_opt->params(), at);
-      meta_vnorm = r.v_norm;
-      ++meta_steps;
+    if constexpr (!on_cuda) {  // L-MCL: Cpu only (refused above on Cuda)
+      if (a.layerwise && iteration % a.meta_freq == 0) {
+        const auto r = cohort.meta_step(x, y, a.meta_lr);
+        meta_opt->step();
+        dl::optim::require_finite_values(meta_opt->params(), at);
+        meta_vnorm = r.v_norm;
+        ++meta_steps;
+      }
     }
-    sum += loss.total.value()[0];
+    sum += total;
     sum_ce += loss.ce;
     sum_mcl += a.w.alpha * loss.vcl + a.w.beta * loss.icl + a.w.gamma * loss.soft_vcl + a.w.lambda * loss.soft_icl;
     sum_kd += loss.kd;
@@ -444,7 +442,8 @@ int run(const Args& a) {
   const auto acc = cohort.accuracy(ctx, splits.test.x, splits.test.labels);
   const auto logits = cohort.predict(ctx, splits.test.x);
   dl::io::Record rec;
-  rec.set("method", method).set("cpu_isa", dl::isa_name(ctx.isa())).set("dataset", train.name).set("cohort", a.cohort).set("seed", double(a.seed))
+  rec.set("method", method).set("cpu_isa", dl::isa_name(contexts.host().isa())).set("device", device)
+      .set("device_kind", dl::examples::device_kind(ctx)).set("dataset", train.name).set("cohort", a.cohort).set("seed", double(a.seed))
       .set("epochs", double(a.epochs)).set("widths", fmt::format("{}", fmt::join(a.widths, ",")))
       .set("optim", a.optim).set("lr", a.lr).set("tau", a.w.tau).set("temperature", a.w.temperature)
       .set("alpha", a.w.alpha).set("beta", a.w.beta).set("gamma", a.w.gamma).set("lambda", a.w.lambda)
@@ -487,5 +486,8 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return dl::examples::guarded_main("mcl", [&] { return run(parse(argc, argv)); });
+  return dl::examples::guarded_main("mcl", [&] {
+    const Args a = parse(argc, argv);
+    return dl::examples::with_device(a.device, [&]<class D>() { return run<D>(a); });
+  });
 }

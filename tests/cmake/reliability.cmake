@@ -23,11 +23,12 @@ if(Python3_FOUND)
   add_test(NAME dcrls_progress_flushed
            COMMAND ${Python3_EXECUTABLE} ${rel_src}/kill_resume.py --binary $<TARGET_FILE:dcrls> --work ${rel_bin}/flush
                    --flush -- ${rel_short})
-  # disco: a student on ECG200 (100 series >= 64: the MoCo queue and the key encoder are part of the state);
+  # disco: a student on ECG200 (100 series >= 64: the MoCo queue and the key encoder are part of the state), 100
+  # epochs: the student is small (about 1 s per 12 epochs unloaded), and 3 kills must land 0.8 to 3 s into attempts;
   # mcl: L-MCL x2 with a meta step every 3 iterations (cohort, weight network, both optimizers).
   add_test(NAME disco_kill_resume
            COMMAND ${Python3_EXECUTABLE} ${rel_src}/kill_resume.py --binary $<TARGET_FILE:disco> --work ${rel_bin}/disco_kill
-                   --kills 3 -- --dataset ECG200 --variant student --epochs 12 --batch 8 --probe-steps 50 --threads 2
+                   --kills 3 -- --dataset ECG200 --variant student --epochs 100 --batch 8 --probe-steps 50 --threads 2
                    --quiet --checkpoint-every 1 --checkpoint-unit step)
   add_test(NAME mcl_kill_resume
            COMMAND ${Python3_EXECUTABLE} ${rel_src}/kill_resume.py --binary $<TARGET_FILE:mcl> --work ${rel_bin}/mcl_kill

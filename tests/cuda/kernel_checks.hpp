@@ -863,7 +863,14 @@ TEST_CASE("Context<Cuda>: caching allocator, copies, device info", "[cuda][conte
   auto pinned = dc::allocate_pinned(1024);
   CHECK(pinned != nullptr);
   const int missing = dc::device_count();  // one past the last device
-  CHECK_THROWS_WITH(Context<Cuda>(1, 0, missing), Catch::Contains(cat("device ", missing, " requested")));
+  CHECK_THROWS_WITH(Context<Cuda>(1, 0, missing),
+                    Catch::Contains(cat("device cuda:", missing, " is absent: ", missing, " CUDA device(s) present")));
+  CHECK_THROWS_WITH(Context<Cuda>(1, 0, -1), Catch::Contains("device cuda:-1 is absent"));
+  // The one line that names the device in program headers and metrics.
+  const std::string described = dc::describe(c.device_info());
+  CHECK_THAT(described, Catch::StartsWith("cuda:0"));
+  if (c.emulated()) CHECK_THAT(described, Catch::Contains("emulated on the CPU"));
+  else CHECK_THAT(described, Catch::Contains("compute capability"));
 }
 
 }  // namespace cuda_checks

@@ -172,6 +172,17 @@ private:
   std::shared_ptr<VarNode<T, R, D>> node_;
 };
 
+/// The value of a scalar Var on the host, as a double (like PyTorch's `.item()`): a read of one element on the Cpu
+/// device; on the Cuda device a copy that waits for the context's stream.
+template <class T>
+double item(const Var<T, 0, Cpu>& v) {
+  return double(v.value()[0]);
+}
+template <class T, class D>
+double item(const Var<T, 0, D>& v) {
+  return double(to_host(v.ctx(), v.value())[0]);
+}
+
 namespace autograd {
 
 /// True if any of the Vars requires grad and the context records.

@@ -56,8 +56,12 @@ struct DeviceInfo {
   int major = 0, minor = 0;  // compute capability
   int sm_count = 0;
   std::size_t shared_memory_per_block = 0;
-  bool emulated = false;  // true when this library is the SIMT emulation build
+  std::size_t total_memory = 0;  // bytes of device memory (0 under the emulator, which uses host memory)
+  bool emulated = false;         // true when this library is the SIMT emulation build
 };
+/// One line naming the device, for program headers and metrics: "cuda:0 NVIDIA H100 80GB HBM3 (79.1 GiB, compute
+/// capability 9.0, 132 SMs)", or "cuda:0, emulated on the CPU by the SIMT emulator".
+std::string describe(const DeviceInfo& info);
 
 /// True in the emulation build (kernels run on the CPU), false in the nvcc build.
 bool emulated() noexcept;
@@ -93,6 +97,14 @@ AllocatorStats allocator_stats(Context<Cuda>& ctx);
 /// Frees the cached (unused) blocks (after synchronising the stream).
 void release_cached_memory(Context<Cuda>& ctx);
 
+/// An event recorded on the context's stream now (opaque; destroyed with the holder): it completes when the work
+/// enqueued before it has finished.
+std::shared_ptr<void> record_event(Context<Cuda>& ctx);
+/// Blocks the calling host thread until `event` (from record_event) has completed.
+void wait_event(const std::shared_ptr<void>& event);
+
+/// Enqueues the copy on the context's stream. From pageable memory `host_src` may be reused at once; from pinned
+/// memory (allocate_pinned) the copy runs asynchronously: keep the buffer until an event recorded after it is done.
 void copy_to_device(Context<Cuda>& ctx, void* device_dst, const void* host_src, std::size_t bytes);
 /// Waits for the stream, then for the copy.
 void copy_to_host(Context<Cuda>& ctx, void* host_dst, const void* device_src, std::size_t bytes);

@@ -22,6 +22,8 @@
 //                                  io::Record().set("model", "dcrls").set("seed", 0));
 //   auto projected = [&](const Var<float, 3>& x) { return head(encoder(x)); };
 //   auto r2 = eval::evaluate_splits(ctx, splits, eval::embedding(projected, encoder, head));
+// A model on the Cuda device is evaluated the same way through `eval::on_device(cuda_ctx, fn, modules...)`: chunks go
+// up, embeddings come back, the metrics are computed on the host.
 //
 // `eval::flatten_series` is the identity "encoder" (raw series as the embedding): a baseline and a check,
 // since its 1-NN accuracy is the archive's published Euclidean 1-NN accuracy.
@@ -149,6 +151,21 @@ struct ModelEmbedding {
 template <class F, nn::HasTrainingMode... Ms>
 ModelEmbedding<std::decay_t<F>, Ms...> embedding(F&& fn, Ms&... modules) {
   return {std::forward<F>(fn), std::tuple<Ms&...>(modules...)};
+}
+
+/// `on_device(device_ctx, fn, modules...)`: an embedding that runs on the device of `device_ctx` (Cpu or Cuda) while
+/// the evaluation stays on the host: each chunk of host series is copied to the device, `fn(Var<float, 3, D>)` runs
+/// under NoGradGuard with `modules` in eval mode, and its [b, D] result comes back to the host in one copy per
+/// chunk. On the Cpu device the copies are plain clones.
+template <class D, class F, nn::HasTrainingMode... Ms>
+auto on_device(Context<D>& device_ctx, F&& fn, Ms&... modules) {
+  return embedding(
+      [&device_ctx, f = std::forward<F>(fn)](const Tensor<float, 3, Cpu>& x) mutable {
+        NoGradGuard no_grad(device_ctx);
+        auto z = f(constant(device_ctx, to_device(device_ctx, x)));
+        return to_host(device_ctx, z.value());
+      },
+      modules...);
 }
 
 namespace evaluate_detail {

@@ -149,20 +149,19 @@ public:
   template <class T>
   TrainState& add_queue(const std::string& name, losses::Queue<T, Cpu>& q) {
     add_tensor(name + ".keys", q.storage());
-    return add(
-        name + ".position",
-        [&q, name](Checkpoint& ck) {
-          Tensor<std::int64_t, 1, Cpu> t({2});
-          t[0] = q.size();
-          t[1] = q.head();
-          ck.put(name + ".position", t);
-        },
+    return add_queue_position(name, q);
+  }
+  /// A device queue: its storage travels through a host copy on the queue's context.
+  template <class T>
+  TrainState& add_queue(const std::string& name, losses::Queue<T, Cuda>& q) {
+    add(
+        name + ".keys", [&q, name](Checkpoint& ck) { ck.put(q.context(), name + ".keys", q.storage()); },
         [&q, name](const Checkpoint& ck) {
-          const auto t = ck.get<std::int64_t, 1>(name + ".position");
-          DISTILL_CHECK(t.numel() == 2, "training state '", ck.path().string(), "': queue '", name,
-                        "' has a malformed position");
-          q.set_position(t[0], t[1]);
+          Tensor<T, 2, Cpu> host(q.storage().shape());
+          ck.read_into(name + ".keys", host);
+          copy_to_device(q.context(), q.storage(), host);
         });
+    return add_queue_position(name, q);
   }
   /// A random stream: its seed and stream must match on restore (they come from the run's seed), the counter
   /// is restored.
@@ -291,6 +290,24 @@ public:
   }
 
 private:
+  template <class T, class D>
+  TrainState& add_queue_position(const std::string& name, losses::Queue<T, D>& q) {
+    return add(
+        name + ".position",
+        [&q, name](Checkpoint& ck) {
+          Tensor<std::int64_t, 1, Cpu> t({2});
+          t[0] = q.size();
+          t[1] = q.head();
+          ck.put(name + ".position", t);
+        },
+        [&q, name](const Checkpoint& ck) {
+          const auto t = ck.get<std::int64_t, 1>(name + ".position");
+          DISTILL_CHECK(t.numel() == 2, "training state '", ck.path().string(), "': queue '", name,
+                        "' has a malformed position");
+          q.set_position(t[0], t[1]);
+        });
+  }
+
   struct Part {
     std::string name;
     std::function<void(Checkpoint&)> save;

@@ -23,14 +23,6 @@
 
 namespace distill::losses {
 
-namespace detail {
-/// A rank-0 value on the host (a device read on Cuda, a copy of one element on Cpu).
-template <class T, class D>
-double host_scalar(const Var<T, 0, D>& v) {
-  return double(to_host(v.ctx(), v.value())[0]);
-}
-}  // namespace detail
-
 /// DisCo's weight of the summed distillation term for a device batch of `batch` samples: 32 / batch.
 inline double disco_balance(index_t batch) {
   DISTILL_CHECK(batch >= 1, "disco_balance: batch must be >= 1, got ", batch);
@@ -67,14 +59,14 @@ DiscoLossParts<T, D> disco_loss(const Var<T, 2, D>& q1, const Var<T, 2, D>& q2, 
                 opt.balance, " and ", opt.weight_con);
   DiscoLossParts<T, D> out;
   Var<T, 0, D> con = k.defined() ? moco_info_nce(q1, k, negatives, opt.tau) : nt_xent(q1, q2, opt.tau);
-  out.contrastive = detail::host_scalar(con);
+  out.contrastive = item(con);
   out.total = opt.weight_con == 1 ? con : scale(con, static_cast<T>(opt.weight_con));
   if (t1.defined()) {
     check_same_shape(q1.shape(), t1.shape(), "disco_loss: student q1 and teacher t1 embeddings");
     check_same_shape(q2.shape(), t2.shape(), "disco_loss: student q2 and teacher t2 embeddings");
     auto dis = add(normalized_mse_sum(q1, t1.detach()), normalized_mse_sum(q2, t2.detach()));
     out.balance = opt.balance > 0 ? opt.balance : disco_balance(q1.extent(0));
-    out.distillation = detail::host_scalar(dis);
+    out.distillation = item(dis);
     out.total = add(out.total, scale(dis, static_cast<T>(out.balance)));
   }
   return out;

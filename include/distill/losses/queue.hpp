@@ -108,6 +108,12 @@ public:
   /// The ring's storage [capacity, dim] (every slot, filled or not) and its position: what a training state saves
   /// (io::TrainState::add_queue) so that a resumed run continues with the same keys in the same slots.
   Tensor<T, 2, D>& storage() noexcept { return buf_; }
+  /// The context a device queue copies with (training states save and restore its storage through it).
+  Context<Cuda>& context() const
+    requires std::is_same_v<D, Cuda>
+  {
+    return *ctx_;
+  }
   /// Restores the position saved with storage(); refuses one this queue cannot have.
   void set_position(index_t size, index_t head) {
     DISTILL_CHECK(size >= 0 && size <= capacity() && head >= 0 && (head < capacity() || capacity() == 0) &&

@@ -73,13 +73,14 @@ public:
       : cfg_(cfg), encoder(ctx), head1(ctx), head2(ctx), head3(ctx) {
     DISTILL_CHECK(num_classes >= 1, "Dcrls: num_classes must be >= 1, got ", num_classes);
     // Classifier [K, 2W] + bias, PyTorch Linear initialisation.
-    Tensor<T, 2, D> w({num_classes, 2 * W});
-    Tensor<T, 1, D> b({num_classes});
+    // Drawn on the host (the same values on every device), then placed on D.
+    Tensor<T, 2, Cpu> w({num_classes, 2 * W});
+    Tensor<T, 1, Cpu> b({num_classes});
     const double bound = 1.0 / std::sqrt(double(2 * W));
     nn::init::uniform(w, bound, ctx.rng());
     nn::init::uniform(b, bound, ctx.rng());
-    cls_w = parameter(ctx, std::move(w));
-    cls_b = parameter(ctx, std::move(b));
+    cls_w = nn::detail::make_parameter(ctx, std::move(w));
+    cls_b = nn::detail::make_parameter(ctx, std::move(b));
   }
 
   const DcrlsConfig& config() const noexcept { return cfg_; }
@@ -107,7 +108,7 @@ public:
       auto l = losses::nt_xent(z1, z2, cfg_.tau);
       out.total = out.total.defined() ? add(out.total, l) : l;
     }
-    out.contrastive = double(out.total.value()[0]);
+    out.contrastive = item(out.total);
     if (cfg_.variant == DcrlsVariant::AllBlocksSD && cfg_.lambda_sd != 0) {
       auto teacher = z[2].detach();
       Var<T, 0, D> sd;
@@ -116,7 +117,7 @@ public:
                                              losses::Diagonal::exclude);
         sd = sd.defined() ? add(sd, l) : l;
       }
-      out.distillation = double(sd.value()[0]);
+      out.distillation = item(sd);
       out.total = add(out.total, scale(sd, T(cfg_.lambda_sd)));
     }
     return out;
@@ -127,7 +128,7 @@ public:
     auto logits = classify(x);
     DcrlsLoss<T, D> out;
     out.total = cross_entropy(logits, labels);
-    out.contrastive = double(out.total.value()[0]);
+    out.contrastive = item(out.total);
     return out;
   }
 

@@ -449,20 +449,20 @@ public:
         [&] { return exit_cross_entropy(x, labels); }, {.lr = lr, .eps_scale = eps_scale});
   }
 
-  /// Final-exit logits of every network on x (eval mode, no graph), in chunks of `chunk` series.
+  /// Final-exit logits of every network on the host series x (eval mode, no graph), in chunks of `chunk` series; on
+  /// the Cuda device each chunk is uploaded and its logits copied back.
   std::vector<Tensor<T, 2, Cpu>> predict(Context<D>& ctx, const Tensor<T, 3, Cpu>& x, index_t chunk = 256) {
-    static_assert(std::is_same_v<D, Cpu>, "Cohort::predict: Cpu device (copy the weights to a Cpu cohort)");
     NoGradGuard ng(ctx);
     train(false);
     std::vector<Tensor<T, 2, Cpu>> logits;
     const index_t N = x.extent(0);
     for (index_t s = 0; s < N; s += chunk) {
       const index_t n = std::min(chunk, N - s);
-      auto out = forward(constant(ctx, x.slice0(s, n).clone()), false);
+      auto out = forward(constant(ctx, to_device(ctx, x.slice0(s, n))), false);
       if (logits.empty())
         for (auto& o : out) logits.emplace_back(Shape<2>{N, o.final().logits.extent(1)});
       for (std::size_t m = 0; m < out.size(); ++m) {
-        const auto& v = out[m].final().logits.value();
+        const Tensor<T, 2, Cpu> v = to_host(ctx, out[m].final().logits.value());  // one copy per chunk on Cuda
         std::memcpy(logits[m].data() + s * v.extent(1), v.data(), sizeof(T) * static_cast<std::size_t>(v.numel()));
       }
     }
@@ -512,7 +512,7 @@ private:
     CohortLoss<T, D> r;
     Var<T, 0, D> ce;
     for (auto& o : out) losses::detail::accumulate(ce, cross_entropy(o.final().logits, labels));
-    r.ce = double(scalar_value(ce));
+    r.ce = item(ce);
     r.total = ce;
     if (M >= 2) {
       std::vector<Var<T, 2, D>> v;
@@ -526,7 +526,7 @@ private:
         mean = scale(mean, static_cast<T>(1.0 / double(M)));
         Var<T, 0, D> kd;
         for (auto& o : out) losses::detail::accumulate(kd, losses::kd_kl(o.final().logits, mean, cfg_.kd_temperature));
-        r.kd = double(scalar_value(kd));
+        r.kd = item(kd);
         r.total = add(r.total, kd);
       }
     }
@@ -544,14 +544,14 @@ private:
       agg.push_back(nets_[i]->aggregate(out[i]));
       losses::detail::accumulate(ce, cross_entropy(agg.back(), labels));
     }
-    r.ce = double(scalar_value(ce));
+    r.ce = item(ce);
     r.total = ce;
     if (M < 2) return r;
     Var<T, 0, D> kd;
     for (std::size_t i = 0; i < M; ++i)
       for (std::size_t j = 0; j < M; ++j)
         if (i != j) losses::detail::accumulate(kd, losses::kd_kl(out[i].final().logits, agg[j], cfg_.kd_temperature));
-    r.kd = double(scalar_value(kd));
+    r.kd = item(kd);
     r.total = add(r.total, kd);
     auto contrast = contrast_of(out, labels, false, &r);
     if (contrast.defined()) r.total = add(r.total, contrast);
@@ -592,7 +592,8 @@ private:
             }
             if (parts) {
               double s = 0;
-              for (index_t b = 0; b < w.extent(0); ++b) s += double(w.value()[b]);
+              const Tensor<T, 1, Cpu> wh = to_host(ctx, w.value());
+              for (index_t b = 0; b < wh.extent(0); ++b) s += double(wh[b]);
               parts->pair_weights.push_back(s / double(w.extent(0)));
             }
             auto t = teacher ? losses::pair_contrast(out[i].exits[k].embed, out[j].exits[z].embed, labels, w,
@@ -609,26 +610,19 @@ private:
             }
           }
     if (parts) {
-      parts->vcl = 2 * double(scalar_value(sum.vcl));
-      parts->icl = 2 * double(scalar_value(sum.icl));
-      parts->soft_vcl = 2 * double(scalar_value(sum.soft_vcl));
-      parts->soft_icl = 2 * double(scalar_value(sum.soft_icl));
+      parts->vcl = 2 * item(sum.vcl);
+      parts->icl = 2 * item(sum.icl);
+      parts->soft_vcl = 2 * item(sum.soft_vcl);
+      parts->soft_icl = 2 * item(sum.soft_icl);
     }
     return total;
   }
 
   static void record(CohortLoss<T, D>& r, const losses::MclTerms<T, D>& t) {
-    r.vcl = double(scalar_value(t.vcl));
-    r.icl = double(scalar_value(t.icl));
-    r.soft_vcl = double(scalar_value(t.soft_vcl));
-    r.soft_icl = double(scalar_value(t.soft_icl));
-  }
-  /// A rank-0 value on the host.
-  static T scalar_value(const Var<T, 0, D>& v) {
-    if constexpr (std::is_same_v<D, Cuda>)
-      return to_host(v.ctx(), v.value())[0];
-    else
-      return v.value()[0];
+    r.vcl = item(t.vcl);
+    r.icl = item(t.icl);
+    r.soft_vcl = item(t.soft_vcl);
+    r.soft_icl = item(t.soft_icl);
   }
 
   MclConfig cfg_;

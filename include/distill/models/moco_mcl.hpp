@@ -87,10 +87,10 @@ public:
     }
     CohortLoss<T, Cpu> r;
     r.total = add(add(t.vcl, t.soft_vcl), add(t.icl, t.soft_icl));
-    r.vcl = double(t.vcl.value()[0]);
-    r.icl = double(t.icl.value()[0]);
-    r.soft_vcl = double(t.soft_vcl.value()[0]);
-    r.soft_icl = double(t.soft_icl.value()[0]);
+    r.vcl = item(t.vcl);
+    r.icl = item(t.icl);
+    r.soft_vcl = item(t.soft_vcl);
+    r.soft_icl = item(t.soft_icl);
     return r;
   }
 

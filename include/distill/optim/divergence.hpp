@@ -4,7 +4,8 @@
 // distill::Error) naming the epoch, the step and the loss term or parameter, so the run stops at once instead of
 // finishing with NaN weights and plausible-looking metrics. The caller keeps its last good checkpoint (it only
 // saves after the checks passed) and exits non-zero. Hyper-parameters that enter as divisors or factors are
-// checked up front against what float can represent (checked_temperature, checked_scale).
+// checked up front against what float can represent (checked_temperature, checked_scale). On the Cuda device the
+// gradient and value checks cost one device reduction per tensor and one copy of the sums per call.
 //
 // snippet: fragment; includes: distill/optim/divergence.hpp distill/optim/adam.hpp distill/models/resnet1d.hpp;
 // given: Context<Cpu> ctx; models::ResNet1D<64> encoder{ctx}; optim::Adam opt{params(encoder), {}};
@@ -23,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "distill/core/error.hpp"
 #include "distill/optim/param_list.hpp"
@@ -49,18 +51,41 @@ namespace divergence_detail {
 }
 inline std::string value_str(double v) { return std::isnan(v) ? "NaN" : (v > 0 ? "+inf" : "-inf"); }
 
-template <class T, class D, class Get>
-void check_all(const ParamList<T, D>& ps, const TrainPosition& at, const char* what, Get get) {
-  static_assert(std::is_same_v<D, Cpu>,
-                "divergence checks read host memory: for Cuda parameters check the loss terms, or copy to the host");
+/// Names the first non-finite element of parameter `i` (host values `p`), if any.
+template <class T, class D>
+void scan(const T* p, const ParamList<T, D>& ps, std::size_t i, const TrainPosition& at, const char* what) {
+  const index_t n = ps[i].numel();
+  for (index_t k = 0; k < n; ++k)
+    if (!std::isfinite(p[k]))
+      fail(at, std::string(what) + " of parameter '" + (ps[i].name().empty() ? "#" + std::to_string(i) : ps[i].name()) +
+                   "' " + ps[i].shape_string() + " is " + value_str(double(p[k])) + " at element " + std::to_string(k));
+}
+
+/// Cpu: every element is read where it is.
+template <class T, class Get>
+void check_all(const ParamList<T, Cpu>& ps, const TrainPosition& at, const char* what, Get get) {
+  for (std::size_t i = 0; i < ps.size(); ++i)
+    if (const T* p = get(ps[i])) scan(p, ps, i, at, what);  // null: no gradient yet (a frozen or unused parameter)
+}
+
+/// Cuda: one sum per tensor on the device (a NaN or an infinity makes it non-finite) and one copy of the sums to
+/// the host; only a tensor whose sum is not finite is copied back and scanned, to name the element (a finite
+/// tensor whose float sum overflowed passes the scan).
+template <class T, class Get>
+void check_all(const ParamList<T, Cuda>& ps, const TrainPosition& at, const char* what, Get get) {
+  if (ps.size() == 0) return;
+  Context<Cuda>& ctx = ps[0].ctx();
+  auto sums = ctx.zeros<T, 1>(Shape<1>{static_cast<index_t>(ps.size())});
+  for (std::size_t i = 0; i < ps.size(); ++i)
+    if (const T* p = get(ps[i]); p && ps[i].numel() > 0) cuda::sum<T>(ps[i].ctx(), p, ps[i].numel(), sums.data() + i, T(1), false);
+  const Tensor<T, 1, Cpu> host_sums = to_host(ctx, sums);
   for (std::size_t i = 0; i < ps.size(); ++i) {
+    if (std::isfinite(host_sums[static_cast<index_t>(i)])) continue;
     const T* p = get(ps[i]);
-    if (!p) continue;  // no gradient yet (a frozen or unused parameter)
-    const index_t n = ps[i].numel();
-    for (index_t k = 0; k < n; ++k)
-      if (!std::isfinite(p[k]))
-        fail(at, std::string(what) + " of parameter '" + (ps[i].name().empty() ? "#" + std::to_string(i) : ps[i].name()) +
-                     "' " + ps[i].shape_string() + " is " + value_str(double(p[k])) + " at element " + std::to_string(k));
+    if (!p) continue;
+    std::vector<T> h(static_cast<std::size_t>(ps[i].numel()));
+    cuda::copy_to_host(ps[i].ctx(), h.data(), p, sizeof(T) * h.size());
+    scan(h.data(), ps, i, at, what);
   }
 }
 }  // namespace divergence_detail
