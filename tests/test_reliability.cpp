@@ -29,6 +29,7 @@
 #include "distill/ops/reduce.hpp"
 #include "distill/optim/adam.hpp"
 #include "distill/optim/divergence.hpp"
+#include "distill/optim/sgd.hpp"
 #include "temp_dir.hpp"
 
 using namespace distill;
@@ -213,6 +214,28 @@ TEST_CASE("divergence guard: non-finite loss terms, gradients and values stop tr
   REQUIRE_NOTHROW(optim::require_finite_values(ps, at));
   ps[1].data()[1] = std::numeric_limits<float>::infinity();
   REQUIRE_THROWS_WITH(optim::require_finite_values(ps, at), Catch::Contains("the value of parameter 'bias' [2] is +inf"));
+}
+
+TEST_CASE("checked_step: one update with every divergence check; a non-finite loss stops before the update",
+          "[reliability][optim]") {
+  const optim::TrainPosition at{0, 1};
+  Context<Cpu> ctx(1, 4);
+  nn::Linear<4, 2> lin(ctx);
+  auto ps = params(lin);
+  optim::SGD<float> opt(ps, {.lr = 0.5});
+  auto x = constant(ctx, Tensor<float, 2, Cpu>::full(Shape<2>{3, 4}, 1.0f));
+  const std::vector<float> w0(ps[0].data(), ps[0].data() + ps[0].numel());
+  auto loss = sum(lin.forward(x));
+  const double expected = double(loss.value()[0]);
+  CHECK(optim::checked_step(opt, loss, at) == expected);
+  // d sum / d w_ij = 3 (three rows of ones): every weight moved by -lr * 3.
+  for (index_t i = 0; i < ps[0].numel(); ++i) CHECK(ps[0].data()[i] == Approx(w0[std::size_t(i)] - 1.5f));
+  const std::vector<float> w1(ps[0].data(), ps[0].data() + ps[0].numel());
+  auto nan_x = constant(ctx, Tensor<float, 2, Cpu>::full(Shape<2>{3, 4}, std::numeric_limits<float>::quiet_NaN()));
+  auto bad = sum(lin.forward(nan_x));
+  REQUIRE_THROWS_WITH(optim::checked_step(opt, bad, at),
+                      Catch::StartsWith("training diverged at epoch 1, step 2: loss term total is NaN"));
+  CHECK(std::vector<float>(ps[0].data(), ps[0].data() + ps[0].numel()) == w1);  // no update
 }
 
 // --- the full training state --------------------------------------------------------------------------------

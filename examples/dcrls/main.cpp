@@ -173,13 +173,7 @@ int run(const Args& a) {
     }
     dl::optim::require_finite(loss.contrastive, variant == dl::models::DcrlsVariant::Supervised ? "CE" : "L_DC", at);
     dl::optim::require_finite(loss.distillation, "L_SD", at);
-    const double total = dl::item(loss.total);
-    dl::optim::require_finite(total, "total", at);
-    opt->zero_grad();
-    loss.total.backward();
-    dl::optim::require_finite_gradients(trainable, at);
-    opt->step();
-    dl::optim::require_finite_values(trainable, at);
+    const double total = dl::optim::checked_step(*opt, loss.total, at);
     sum += total;
     sum_dc += loss.contrastive;
     sum_sd += loss.distillation;

@@ -191,13 +191,7 @@ Curves train(dl::Context<D>& ctx, Learner& learner, const dl::data::Dataset& tra
                              dl::constant(ctx, stage(std::move(views.view2))));
     dl::optim::require_finite(loss.contrastive, "L_con", at);
     dl::optim::require_finite(loss.distillation, "L_dis", at);
-    const double total = dl::item(loss.total);
-    dl::optim::require_finite(total, "total", at);
-    opt->zero_grad();
-    loss.total.backward();
-    dl::optim::require_finite_gradients(opt->params(), at);
-    opt->step();
-    dl::optim::require_finite_values(opt->params(), at);
+    const double total = dl::optim::checked_step(*opt, loss.total, at);
     sum += total;
     sum_con += loss.contrastive;
     sum_dis += loss.balance * loss.distillation;

@@ -219,14 +219,9 @@ int run_self_supervised(const Args& a, dl::Context<dl::Cpu>& ctx, const dl::data
     auto views = dl::data::make_two_views(batch, v1, v2, aug_rng);
     if (global == a.run.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
     auto l = moco.loss(dl::constant(ctx, std::move(views.view1)), dl::constant(ctx, std::move(views.view2)));
-    dl::optim::require_finite(l.total.value()[0], "total", at);
-    opt->zero_grad();
-    l.total.backward();
-    dl::optim::require_finite_gradients(opt->params(), at);
-    opt->step();
-    dl::optim::require_finite_values(opt->params(), at);
+    const double total = dl::optim::checked_step(*opt, l.total, at);
     moco.update();
-    sum += l.total.value()[0];
+    sum += total;
     sv += l.vcl;
     si += l.icl;
     ss += l.soft_vcl + l.soft_icl;
@@ -396,13 +391,7 @@ int run(const Args& a) {
     auto x = dl::constant(ctx, stage(std::move(xs)));
     auto loss = cohort.loss(x, y);
     dl::optim::require_finite(loss.ce, "CE", at);
-    const double total = dl::item(loss.total);
-    dl::optim::require_finite(total, "total", at);
-    opt->zero_grad();
-    loss.total.backward();
-    dl::optim::require_finite_gradients(opt->params(), at);
-    opt->step();
-    dl::optim::require_finite_values(opt->params(), at);
+    const double total = dl::optim::checked_step(*opt, loss.total, at);
     ++iteration;
     if constexpr (!on_cuda) {  // L-MCL: Cpu only (refused above on Cuda)
       if (a.layerwise && iteration % a.meta_freq == 0) {

@@ -16,6 +16,7 @@
 //   optim::require_finite_gradients(opt.params(), at);     // before the update
 //   opt.step();
 //   optim::require_finite_values(opt.params(), at);        // after it
+//   // or all of it at once (zero_grad included): optim::checked_step(opt, loss, at)
 #pragma once
 
 #include <cmath>
@@ -26,7 +27,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "distill/autograd/var.hpp"
 #include "distill/core/error.hpp"
+#include "distill/optim/optimizer.hpp"
 #include "distill/optim/param_list.hpp"
 
 namespace distill::optim {
@@ -77,14 +80,14 @@ void check_all(const ParamList<T, Cuda>& ps, const TrainPosition& at, const char
   Context<Cuda>& ctx = ps[0].ctx();
   auto sums = ctx.zeros<T, 1>(Shape<1>{static_cast<index_t>(ps.size())});
   for (std::size_t i = 0; i < ps.size(); ++i)
-    if (const T* p = get(ps[i]); p && ps[i].numel() > 0) cuda::sum<T>(ps[i].ctx(), p, ps[i].numel(), sums.data() + i, T(1), false);
+    if (const T* p = get(ps[i]); p && ps[i].numel() > 0) cuda::sum<T>(ctx, p, ps[i].numel(), sums.data() + i, T(1), false);
   const Tensor<T, 1, Cpu> host_sums = to_host(ctx, sums);
   for (std::size_t i = 0; i < ps.size(); ++i) {
     if (std::isfinite(host_sums[static_cast<index_t>(i)])) continue;
     const T* p = get(ps[i]);
     if (!p) continue;
     std::vector<T> h(static_cast<std::size_t>(ps[i].numel()));
-    cuda::copy_to_host(ps[i].ctx(), h.data(), p, sizeof(T) * h.size());
+    cuda::copy_to_host(ctx, h.data(), p, sizeof(T) * h.size());
     scan(h.data(), ps, i, at, what);
   }
 }
@@ -105,6 +108,21 @@ void require_finite_gradients(const ParamList<T, D>& ps, const TrainPosition& at
 template <class T, class D>
 void require_finite_values(const ParamList<T, D>& ps, const TrainPosition& at) {
   divergence_detail::check_all(ps, at, "the value", [](const ParamRef<T, D>& p) -> const T* { return p.data(); });
+}
+
+/// One optimizer step with every check of the protocol above: the loss value must be finite (named "total"),
+/// then zero_grad, backward, finite gradients, step, finite parameters. Returns the loss value (one host read; on
+/// the Cuda device a copy).
+template <class T, class D>
+double checked_step(Optimizer<T, D>& opt, Var<T, 0, D>& loss, const TrainPosition& at) {
+  const double value = item(loss);
+  require_finite(value, "total", at);
+  opt.zero_grad();
+  loss.backward();
+  require_finite_gradients(opt.params(), at);
+  opt.step();
+  require_finite_values(opt.params(), at);
+  return value;
 }
 
 /// A temperature `name` (a divisor of float similarities): positive, finite in float, and 1/v finite in float.
