@@ -29,7 +29,7 @@ if(NOT TARGET distill_cuda)
 endif()
 find_package(Python3 COMPONENTS Interpreter)
 add_executable(compare_outputs ${CMAKE_CURRENT_SOURCE_DIR}/device/compare_outputs.cpp)
-target_link_libraries(compare_outputs PRIVATE distill::distill distill_build_flags)
+target_link_libraries(compare_outputs PRIVATE ${DISTILL_LIB} distill_build_flags)
 
 # A tiny set cut from the bundled SonyAIBORobotSurface1 (length 70): 8 training and 8 test series, so that two
 # steps of 4 series and the evaluation take seconds on the emulator.

@@ -22,6 +22,8 @@
 // per-thread partial sums). Scratch (packed W, padded rows, dy^T) is allocated once per call.
 #pragma once
 
+#include "distill/core/instances.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -200,5 +202,12 @@ template <class T>
 void conv1d_backward_weight(Exec ex, const Conv1dGeometry& g, const T* x, const T* dy, T* dw, T* db) {
   DISTILL_ISA_CALL(ex.isa, conv1d_detail, backward_weight<T>(ex, g, x, dy, dw, db));
 }
+
+// The float and double instantiations that compiled mode builds once (core/instances.hpp).
+#define DISTILL_CPU_CONV1D_INSTANCES(PREFIX, T) \
+  PREFIX void conv1d_forward<T>(Exec, const Conv1dGeometry&, const T*, const T*, const T*, T*); \
+  PREFIX void conv1d_backward_input<T>(Exec, const Conv1dGeometry&, const T*, const T*, T*); \
+  PREFIX void conv1d_backward_weight<T>(Exec, const Conv1dGeometry&, const T*, const T*, T*, T*);
+DISTILL_EXTERN_INSTANCES(DISTILL_CPU_CONV1D_INSTANCES)
 
 }  // namespace distill::cpu

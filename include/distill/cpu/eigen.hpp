@@ -5,6 +5,8 @@
 // OpenMP region, where Eigen runs single-threaded. Results are deterministic for a fixed thread count.
 #pragma once
 
+#include "distill/core/instances.hpp"
+
 #include "distill/cpu/eigen_core.hpp"
 #include <algorithm>
 
@@ -77,5 +79,10 @@ void gemm(int threads, Trans ta, Trans tb, index_t M, index_t N, index_t K, T al
     if (n1 > n0) body(n0, n1);
   }
 }
+
+// The float and double instantiations that compiled mode builds once (core/instances.hpp).
+#define DISTILL_CPU_GEMM_INSTANCES(PREFIX, T) \
+  PREFIX void gemm<T>(int, Trans, Trans, index_t, index_t, index_t, T, const T*, const T*, T, T*);
+DISTILL_EXTERN_INSTANCES(DISTILL_CPU_GEMM_INSTANCES)
 
 }  // namespace distill::cpu

@@ -25,6 +25,8 @@
 // partials of the embedding size, one tile buffer per thread.
 #pragma once
 
+#include "distill/core/instances.hpp"
+
 #include "distill/cpu/eigen_core.hpp"
 #include <algorithm>
 #include <array>
@@ -881,5 +883,22 @@ void normalized_mse_rows(int threads, index_t n, index_t d, const T* a, const T*
     }
   }
 }
+
+// The float and double instantiations that compiled mode builds once (core/instances.hpp).
+#define DISTILL_CPU_FUSED_INSTANCES(PREFIX, T) \
+  PREFIX Emb<T> make_emb<T>(Exec, RowSource<T>, RowSource<T>, index_t, bool); \
+  PREFIX void emb_backward<T>(int, const Emb<T>&, const T*, index_t, index_t, T*); \
+  PREFIX void self_lse<T>(Exec, const Emb<T>&, T, bool, T, double*, index_t); \
+  PREFIX void self_backward<T>(Exec, const Emb<T>&, T, bool, T, const double*, const double*, T*, index_t); \
+  PREFIX void cross_lse<T>(Exec, const Emb<T>&, const Emb<T>&, T, bool, T, Mask, double*, double*, index_t); \
+  PREFIX void cross_backward<T>(Exec, const Emb<T>&, const Emb<T>&, T, bool, T, Mask, const double*, \
+      const double*, const double*, const double*, T*, T*, index_t); \
+  PREFIX void softkl_forward<T>(Exec, const Emb<T>&, const Emb<T>&, const Emb<T>&, const Emb<T>&, T, bool, \
+      Mask, double*, double*, double*, index_t); \
+  PREFIX void softkl_backward<T>(Exec, const Emb<T>&, const Emb<T>&, const Emb<T>&, const Emb<T>&, T, Mask, \
+      const double*, const double*, const double*, T*, T*, index_t); \
+  PREFIX void kd_kl_rows<T>(Exec, index_t, index_t, const T*, const T*, T, double*, T*, T*, T); \
+  PREFIX void normalized_mse_rows<T>(int, index_t, index_t, const T*, const T*, double*, T*, T*, T);
+DISTILL_EXTERN_INSTANCES(DISTILL_CPU_FUSED_INSTANCES)
 
 }  // namespace distill::cpu::fused

@@ -18,6 +18,8 @@
 // of every C element is fixed (k ascending), so results do not depend on threads or call order.
 #pragma once
 
+#include "distill/core/instances.hpp"
+
 #include <algorithm>
 #include <cstddef>
 
@@ -72,5 +74,14 @@ void mm_packed(Isa isa, index_t m, index_t n, index_t K, const T* A, index_t lda
   mm<T>(isa, m, n, K, A, lda, 1, Ppacked, kColumnQuantum, kColumnQuantum, K * kColumnQuantum, C, ldc, alpha,
         accumulate);
 }
+
+// The float and double instantiations that compiled mode builds once (core/instances.hpp).
+#define DISTILL_CPU_TILE_INSTANCES(PREFIX, T) \
+  PREFIX void mm<T>(Isa, index_t, index_t, index_t, const T*, index_t, index_t, const T*, index_t, index_t, \
+      index_t, T*, index_t, T, bool); \
+  PREFIX void mm_nn<T>(Isa, index_t, index_t, index_t, const T*, index_t, const T*, index_t, T*, index_t, T, bool); \
+  PREFIX void mm_tn<T>(Isa, index_t, index_t, index_t, const T*, index_t, const T*, index_t, T*, index_t, T, bool); \
+  PREFIX void mm_packed<T>(Isa, index_t, index_t, index_t, const T*, index_t, const T*, T*, index_t, T, bool);
+DISTILL_EXTERN_INSTANCES(DISTILL_CPU_TILE_INSTANCES)
 
 }  // namespace distill::cpu::tile

@@ -6,6 +6,8 @@
 // double results to rounding. Threads: the caller passes the count (ops own the threads).
 #pragma once
 
+#include "distill/core/instances.hpp"
+
 #include <cmath>
 
 #include "distill/core/shape.hpp"
@@ -118,5 +120,12 @@ void ema_update(T* __restrict target, const T* __restrict source, index_t n, dou
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (index_t i = 0; i < n; ++i) target[i] = m * target[i] + om * source[i];
 }
+
+// The float and double instantiations that compiled mode builds once (core/instances.hpp).
+#define DISTILL_CPU_OPTIM_INSTANCES(PREFIX, T) \
+  PREFIX void sgd_update<T>(T*, const T*, T*, index_t, const SgdHyper&, bool, int); \
+  PREFIX void adam_update<T>(T*, const T*, T*, T*, T*, index_t, const AdamHyper&, int); \
+  PREFIX void ema_update<T>(T*, const T*, index_t, double, int);
+DISTILL_EXTERN_INSTANCES(DISTILL_CPU_OPTIM_INSTANCES)
 
 }  // namespace distill::cpu

@@ -61,6 +61,8 @@ public:
   static constexpr index_t embed_dim = 2 * W;
   using Encoder = ResNet1D<W, 1, T, D>;
   using Head = nn::MLPHead<2 * W, Hidden, proj_dim, T, D>;
+  static constexpr unsigned parameter_ranks = nn::parameter_ranks_union<Encoder, Head>();
+  static constexpr unsigned buffer_ranks = nn::buffer_ranks_union<Encoder, Head>();
 
   static constexpr nn::name_string type_name() { return nn::name("DiscoNet<", W, ", ", Hidden, ">"); }
 

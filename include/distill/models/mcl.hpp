@@ -122,6 +122,12 @@ public:
   using Proj = nn::Linear<2 * W, embed_dim, nn::LinearConfig{}, T, D>;
   using Agg1 = nn::Linear<3 * 2 * W, 2 * W, nn::LinearConfig{}, T, D>;
   using Agg2 = nn::Linear<2 * W, 3, nn::LinearConfig{}, T, D>;
+  using value_type = T;
+  using device_type = D;
+  // The exits' classifiers hold a weight (rank 2) and a bias (rank 1) directly.
+  static constexpr unsigned parameter_ranks =
+      nn::parameter_ranks_union<Block1, Block2, Block3, Embed, Proj, Agg1, Agg2>() | nn::ranks(1, 2);
+  static constexpr unsigned buffer_ranks = nn::buffer_ranks_union<Block1, Block2, Block3, Embed, Proj, Agg1, Agg2>();
 
   static constexpr nn::name_string type_name() { return nn::name("MclNet<", W, ">"); }
 

@@ -34,6 +34,8 @@ public:
   using Block1 = nn::ResNetBlock1D<InChannels, W, T, D>;
   using Block2 = nn::ResNetBlock1D<W, 2 * W, T, D>;
   using Block3 = nn::ResNetBlock1D<2 * W, 2 * W, T, D>;
+  static constexpr unsigned parameter_ranks = nn::parameter_ranks_union<Block1, Block2, Block3>();
+  static constexpr unsigned buffer_ranks = nn::buffer_ranks_union<Block1, Block2, Block3>();
 
   explicit ResNet1D(Context<D>& ctx) : b1_(ctx), b2_(ctx), b3_(ctx) {}
 

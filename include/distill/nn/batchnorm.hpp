@@ -18,6 +18,7 @@ class BatchNorm1d : public Module<BatchNorm1d<C, T, D>> {
 public:
   using value_type = T;
   using device_type = D;
+  static constexpr unsigned parameter_ranks = ranks(1), buffer_ranks = ranks(1);
   static constexpr index_t in_channels = C;
   static constexpr index_t out_channels = C;
 

@@ -29,6 +29,7 @@ class Conv1d : public Module<Conv1d<Cin, Cout, K, Config, T, D>> {
 public:
   using value_type = T;
   using device_type = D;
+  static constexpr unsigned parameter_ranks = ranks(1, 3), buffer_ranks = ranks();  // bias, weight
   static constexpr index_t in_channels = Cin;
   static constexpr index_t out_channels = Cout;
   static constexpr index_t kernel_size = K;

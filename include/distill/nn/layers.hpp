@@ -18,6 +18,7 @@ public:
   Stateless() = default;
   template <class D>
   explicit Stateless(Context<D>&) {}
+  static constexpr unsigned parameter_ranks = ranks(), buffer_ranks = ranks();
   template <class Self, class F>
   static void visit_parameters(Self&, F&&) {}
 };

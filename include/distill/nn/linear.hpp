@@ -20,6 +20,7 @@ class Linear : public Module<Linear<In, Out, Config, T, D>> {
 public:
   using value_type = T;
   using device_type = D;
+  static constexpr unsigned parameter_ranks = ranks(1, 2), buffer_ranks = ranks();  // bias, weight
   static constexpr index_t in_channels = In;
   static constexpr index_t out_channels = Out;
 

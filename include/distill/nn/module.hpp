@@ -16,6 +16,7 @@
 //       f("weight", self.weight);                                   // f(std::string_view, Var&)
 //     }
 //     template <class Self, class F> static void visit_buffers(Self& self, F&& f);   // optional: Tensors
+//     static constexpr unsigned parameter_ranks = nn::ranks(1), buffer_ranks = nn::ranks();   // optional
 //     Var<float, 1> weight;
 //   };
 //
@@ -23,6 +24,12 @@
 // and provides operator(), train(bool) / eval() / is_training(), and copy_from(const Derived&) (values of all
 // parameters and buffers: teacher or momentum-encoder initialisation). Free helpers: set_requires_grad(module,
 // on) to freeze or unfreeze, num_parameters(module), params(module...) (distill/optim/param_list.hpp).
+//
+// The optional parameter_ranks / buffer_ranks (nn::ranks(...) of the Vars and Tensors the visitors pass;
+// containers take the union of their children's, nn::parameter_ranks_union<Children...>()) let Module walk the
+// module with one visitor type whatever lambda the caller gives: a model's walk is then compiled once instead of
+// once per lambda (zero_grad, params, checkpoints, EMA, ...) and per nesting level. Without them everything works
+// the same, with more code.
 #pragma once
 
 #include <array>
@@ -131,9 +138,104 @@ template <class M>
 inline constexpr index_t out_channels_of = M::out_channels;
 
 // ------------------------------------------------------------------------------------------------------------
+// Ranks of parameters and buffers: what lets a module be walked with one visitor type.
+// ------------------------------------------------------------------------------------------------------------
+/// A set of tensor ranks (bit R: rank R), e.g. ranks(1, 3) for a convolution's bias and weight.
+template <class... R>
+constexpr unsigned ranks(R... r) {
+  return (0u | ... | (1u << r));
+}
+/// A module that declares no ranks: walked with the caller's lambda itself (always correct, slower to compile).
+inline constexpr unsigned unknown_ranks = ~0u;
+
+/// M::parameter_ranks / M::buffer_ranks when declared (optional part of the contract), else unknown_ranks.
+template <class M>
+constexpr unsigned parameter_ranks_of() {
+  if constexpr (requires { M::parameter_ranks; })
+    return M::parameter_ranks;
+  else
+    return unknown_ranks;
+}
+template <class M>
+constexpr unsigned buffer_ranks_of() {
+  if constexpr (requires { M::buffer_ranks; })
+    return M::buffer_ranks;
+  else
+    return unknown_ranks;
+}
+/// The union over a container's children (unknown when one child's are).
+template <class... Ms>
+constexpr unsigned parameter_ranks_union() {
+  return ((parameter_ranks_of<Ms>() == unknown_ranks) || ...) ? unknown_ranks : (0u | ... | parameter_ranks_of<Ms>());
+}
+template <class... Ms>
+constexpr unsigned buffer_ranks_union() {
+  return ((buffer_ranks_of<Ms>() == unknown_ranks) || ...) ? unknown_ranks : (0u | ... | buffer_ranks_of<Ms>());
+}
+
+// ------------------------------------------------------------------------------------------------------------
 // The CRTP base.
 // ------------------------------------------------------------------------------------------------------------
 namespace detail {
+/// The one visitor type a module's visit_parameters (Box = Var) or visit_buffers (Box = Tensor) is instantiated
+/// with, whatever the caller's lambda: for a module of element type T on device D whose parameters (buffers) have
+/// the ranks in Ranks, f is called through one function pointer per rank. Without it every distinct lambda passed
+/// to for_each_parameter (zero_grad, params, checkpoints, EMA, copy_from, ...) re-instantiated the whole walk of
+/// every container and model, once per nesting level: the bulk of a training program's object code and build time.
+template <template <class, std::size_t, class> class Box, class T, class D, bool Const, unsigned Ranks>
+class ErasedVisitor {
+  template <std::size_t R>
+  using Arg = std::conditional_t<Const, const Box<T, R, D>, Box<T, R, D>>;
+  template <std::size_t R>
+  using Call = void (*)(void*, std::string_view, Arg<R>&);
+
+  template <class F, std::size_t R>
+  static void call(void* f, std::string_view n, Arg<R>& v) {
+    (*static_cast<F*>(f))(n, v);
+  }
+  template <class F, std::size_t R>
+  static constexpr Call<R> thunk() {
+    if constexpr ((Ranks >> R) & 1u)
+      return &call<F, R>;
+    else
+      return nullptr;
+  }
+  template <class V>
+  struct rank_of : std::integral_constant<std::size_t, 0> {};
+  template <std::size_t R>
+  struct rank_of<Box<T, R, D>> : std::integral_constant<std::size_t, R> {};
+
+  void* f_;
+  Call<1> c1_;
+  Call<2> c2_;
+  Call<3> c3_;
+
+public:
+  template <class F>
+  explicit ErasedVisitor(F& f) : f_(&f), c1_(thunk<F, 1>()), c2_(thunk<F, 2>()), c3_(thunk<F, 3>()) {}
+
+  template <class V>
+  void operator()(std::string_view n, V& v) const {
+    constexpr std::size_t R = rank_of<std::remove_const_t<V>>::value;
+    static_assert(R >= 1 && ((Ranks >> R) & 1u),
+                  "for_each_parameter / for_each_buffer: the module visits a Var / Tensor whose rank, element type "
+                  "or device its parameter_ranks / buffer_ranks, value_type and device_type do not declare");
+    if constexpr (R == 1)
+      c1_(f_, n, v);
+    else if constexpr (R == 2)
+      c2_(f_, n, v);
+    else
+      c3_(f_, n, v);
+  }
+};
+
+/// Modules that declare value_type, device_type and the ranks (within 1..3) are walked with ErasedVisitor.
+template <class M, unsigned Ranks>
+concept ErasableModule = requires {
+  typename M::value_type;
+  typename M::device_type;
+} && Ranks != unknown_ranks && (Ranks & ~0b1110u) == 0;
+
 template <class M, class F, class = void>
 struct has_visit_buffers : std::false_type {};
 template <class M, class F>
@@ -196,22 +298,26 @@ public:
   /// f(std::string_view name, Var& parameter), in a fixed order (PyTorch-style dotted names).
   template <class F>
   void for_each_parameter(F&& f) {
-    Derived::visit_parameters(derived(), [&](std::string_view n, auto& v) { f(n, v); });
+    walk<false, Var, parameter_ranks_of<Derived>()>(derived(), f,
+                                                     [](auto& self, auto& g) { Derived::visit_parameters(self, g); });
   }
   template <class F>
   void for_each_parameter(F&& f) const {
-    Derived::visit_parameters(derived(), [&](std::string_view n, auto& v) { f(n, v); });
+    walk<true, Var, parameter_ranks_of<Derived>()>(derived(), f,
+                                                    [](auto& self, auto& g) { Derived::visit_parameters(self, g); });
   }
   /// f(std::string_view name, Tensor& buffer): non-trainable state (BatchNorm running statistics).
   template <class F>
   void for_each_buffer(F&& f) {
-    auto g = [&](std::string_view n, auto& t) { f(n, t); };
-    if constexpr (detail::has_visit_buffers<Derived, decltype(g)>::value) Derived::visit_buffers(derived(), g);
+    walk<false, Tensor, buffer_ranks_of<Derived>()>(derived(), f, [](auto& self, auto& g) {
+      if constexpr (detail::has_visit_buffers<Derived, decltype(g)>::value) Derived::visit_buffers(self, g);
+    });
   }
   template <class F>
   void for_each_buffer(F&& f) const {
-    auto g = [&](std::string_view n, auto& t) { f(n, t); };
-    if constexpr (detail::has_visit_buffers<const Derived, decltype(g)>::value) Derived::visit_buffers(derived(), g);
+    walk<true, Tensor, buffer_ranks_of<Derived>()>(derived(), f, [](auto& self, auto& g) {
+      if constexpr (detail::has_visit_buffers<const Derived, decltype(g)>::value) Derived::visit_buffers(self, g);
+    });
   }
 
   /// Copy the values of every parameter and buffer of `other` (same type) into this module. Nothing is
@@ -254,6 +360,19 @@ protected:
 
   Derived& derived() noexcept { return static_cast<Derived&>(*this); }
   const Derived& derived() const noexcept { return static_cast<const Derived&>(*this); }
+
+  /// visit(self, g) with g = the one erased visitor type of Derived when it declares its ranks, else f itself.
+  template <bool Const, template <class, std::size_t, class> class Box, unsigned Ranks, class Self, class F,
+            class Visit>
+  static void walk(Self& self, F& f, Visit visit) {
+    if constexpr (detail::ErasableModule<Derived, Ranks>) {
+      detail::ErasedVisitor<Box, typename Derived::value_type, typename Derived::device_type, Const, Ranks> g(f);
+      visit(self, g);
+    } else {
+      auto g = [&](std::string_view n, auto& v) { f(n, v); };
+      visit(self, g);
+    }
+  }
 
   template <class X>
   static auto& tensor_of(X& x) {

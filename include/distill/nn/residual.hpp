@@ -72,6 +72,8 @@ class Residual : public Module<Residual<Main, Shortcut, Post>>,
 
 public:
   static constexpr index_t in_channels = Main::in_channels > 0 ? Main::in_channels : Shortcut::in_channels;
+  static constexpr unsigned parameter_ranks = parameter_ranks_union<Main, Shortcut, Post>();
+  static constexpr unsigned buffer_ranks = buffer_ranks_union<Main, Shortcut, Post>();
   static constexpr index_t out_channels = detail::branch_out(in_channels, Main::in_channels, Main::out_channels);
 
   static constexpr name_string type_name() {

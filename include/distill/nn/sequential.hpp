@@ -209,6 +209,8 @@ class Sequential
 
 public:
   static constexpr std::size_t size = sizeof...(Layers);
+  static constexpr unsigned parameter_ranks = parameter_ranks_union<Layers...>();
+  static constexpr unsigned buffer_ranks = buffer_ranks_union<Layers...>();
   static constexpr index_t in_channels = detail::chain_in(ins_, outs_);
   static constexpr index_t out_channels = detail::chain_out(ins_, outs_);
 
