@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "distill/core/context.hpp"
+#include "distill/core/isa_regions.hpp"
 #include "distill/core/isa.hpp"
 #include "distill/cpu/eigen.hpp"
 

@@ -8,7 +8,7 @@
 // (level 1) and isa_avx512 (level 2), each inside its target region (core/isa.hpp). With DISTILL_ISA_NO_PORTABLE
 // defined the portable copy is left out (a family whose portable level lives elsewhere). The body opens its own
 // namespace with DISTILL_ISA_NS; DISTILL_ISA_BODY and DISTILL_ISA_NO_PORTABLE are undefined afterwards.
-#include "distill/core/isa.hpp"
+#include "distill/core/isa_regions.hpp"
 
 #ifndef DISTILL_ISA_BODY
 #error "define DISTILL_ISA_BODY (the body file to include per level) before including distill/core/isa_foreach.inl"

@@ -22,8 +22,6 @@
 // per-thread partial sums). Scratch (packed W, padded rows, dy^T) is allocated once per call.
 #pragma once
 
-#include "distill/core/instances.hpp"
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -34,8 +32,9 @@
 #include <vector>
 
 #include "distill/core/shape.hpp"
+#include "distill/cpu/api.hpp"
 #include "distill/cpu/exec.hpp"
-#include "distill/core/isa.hpp"
+#include "distill/core/isa_regions.hpp"
 #include "distill/ops/conv1d_geometry.hpp"
 
 namespace distill::cpu {
@@ -202,12 +201,5 @@ template <class T>
 void conv1d_backward_weight(Exec ex, const Conv1dGeometry& g, const T* x, const T* dy, T* dw, T* db) {
   DISTILL_ISA_CALL(ex.isa, conv1d_detail, backward_weight<T>(ex, g, x, dy, dw, db));
 }
-
-// The float and double instantiations that compiled mode builds once (core/instances.hpp).
-#define DISTILL_CPU_CONV1D_INSTANCES(PREFIX, T) \
-  PREFIX void conv1d_forward<T>(Exec, const Conv1dGeometry&, const T*, const T*, const T*, T*); \
-  PREFIX void conv1d_backward_input<T>(Exec, const Conv1dGeometry&, const T*, const T*, T*); \
-  PREFIX void conv1d_backward_weight<T>(Exec, const Conv1dGeometry&, const T*, const T*, T*, T*);
-DISTILL_EXTERN_INSTANCES(DISTILL_CPU_CONV1D_INSTANCES)
 
 }  // namespace distill::cpu

@@ -5,12 +5,11 @@
 // OpenMP region, where Eigen runs single-threaded. Results are deterministic for a fixed thread count.
 #pragma once
 
-#include "distill/core/instances.hpp"
-
 #include "distill/cpu/eigen_core.hpp"
 #include <algorithm>
 
 #include "distill/core/shape.hpp"
+#include "distill/cpu/api.hpp"
 
 namespace distill::cpu {
 
@@ -34,8 +33,6 @@ template <class T>
 ConstMatMap<T> mat(const T* p, index_t rows, index_t cols, index_t ld = -1) {
   return ConstMatMap<T>(p, rows, cols, Eigen::OuterStride<>(ld < 0 ? cols : ld));
 }
-
-enum class Trans { N, T };
 
 /// Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C. A is stored [M,K] (or [K,M] when
 /// ta == T), B is stored [K,N] (or [N,K]). Parallel over column panels of C with `threads` threads.
@@ -79,10 +76,5 @@ void gemm(int threads, Trans ta, Trans tb, index_t M, index_t N, index_t K, T al
     if (n1 > n0) body(n0, n1);
   }
 }
-
-// The float and double instantiations that compiled mode builds once (core/instances.hpp).
-#define DISTILL_CPU_GEMM_INSTANCES(PREFIX, T) \
-  PREFIX void gemm<T>(int, Trans, Trans, index_t, index_t, index_t, T, const T*, const T*, T, T*);
-DISTILL_EXTERN_INSTANCES(DISTILL_CPU_GEMM_INSTANCES)
 
 }  // namespace distill::cpu

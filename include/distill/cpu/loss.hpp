@@ -5,13 +5,12 @@
 // fixed-size chunk) partials summed in a fixed order in double: deterministic for any thread count.
 #pragma once
 
-#include "distill/core/instances.hpp"
-
 #include "distill/cpu/eigen_core.hpp"
 #include <algorithm>
 #include <vector>
 
 #include "distill/core/shape.hpp"
+#include "distill/cpu/api.hpp"
 #include "distill/cpu/softmax.hpp"
 
 namespace distill::cpu {
@@ -97,14 +96,5 @@ void squared_error_backward(int threads, const T* a, const T* b, T k, T* da, T* 
     if (db) db[i] -= g;
   }
 }
-
-// The float and double instantiations that compiled mode builds once (core/instances.hpp).
-#define DISTILL_CPU_LOSS_INSTANCES(PREFIX, T) \
-  PREFIX void soft_xent_rows<T>(int, const T*, const T*, const T*, T*, index_t, index_t); \
-  PREFIX void hard_xent_backward<T>(int, const T*, const T*, const int*, T, T*, index_t, index_t); \
-  PREFIX void soft_xent_backward<T>(int, const T*, const T*, const T*, T, T*, T*, index_t, index_t); \
-  PREFIX double squared_error_sum<T>(int, const T*, const T*, index_t); \
-  PREFIX void squared_error_backward<T>(int, const T*, const T*, T, T*, T*, index_t);
-DISTILL_EXTERN_INSTANCES(DISTILL_CPU_LOSS_INSTANCES)
 
 }  // namespace distill::cpu

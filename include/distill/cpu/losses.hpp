@@ -25,8 +25,6 @@
 // partials of the embedding size, one tile buffer per thread.
 #pragma once
 
-#include "distill/core/instances.hpp"
-
 #include "distill/cpu/eigen_core.hpp"
 #include <algorithm>
 #include <array>
@@ -39,6 +37,7 @@
 #include <omp.h>
 #endif
 
+#include "distill/cpu/api.hpp"
 #include "distill/cpu/exec.hpp"
 #include "distill/core/shape.hpp"
 #include "distill/core/tensor.hpp"
@@ -46,22 +45,6 @@
 #include "distill/cpu/losses_simd.hpp"
 
 namespace distill::cpu::fused {
-
-/// F.normalize's epsilon: rows are divided by max(||x||, eps).
-inline constexpr double kNormEps = 1e-12;
-/// Default tile edge (rows and columns of one similarity tile); a multiple of 16 and of the micro-kernel's 6.
-inline constexpr index_t kTile = 96;
-
-/// Largest logit range (max - min) for which one fixed shift keeps exp() inside T's normal range.
-template <class T>
-constexpr double fixed_shift_range() {
-  return std::is_same_v<T, float> ? 80.0 : 700.0;
-}
-/// True if logits bounded by |x| <= bound can all be shifted by the constant `bound`.
-template <class T>
-bool fixed_shift_ok(double bound) {
-  return 2.0 * bound <= fixed_shift_range<T>();
-}
 
 using cpu::Exec;
 
@@ -156,24 +139,6 @@ inline double row_sum(const T* x, index_t n) {
 // ------------------------------------------------------------------------------------------------------------
 // Embedding rows in the tile layout.
 // ------------------------------------------------------------------------------------------------------------
-
-/// Rows of an embedding set: row i at z + i * dp (columns d..dp zero), its packed transpose (panel p holds rows
-/// 16p..16p+15 as [dp x 16], rows beyond n zero) and, when normalised, the input norms.
-template <class T>
-struct Emb {
-  index_t n = 0, d = 0, dp = 0;
-  bool normalized = false;
-  Tensor<T, 1> z, zt, norm;
-  const T* row(index_t i) const { return z.data() + i * dp; }
-  const T* panel(index_t j0) const { return zt.data() + (j0 / tile::kColumnQuantum) * dp * tile::kColumnQuantum; }
-};
-
-/// One source block of rows for make_emb (rows are stacked in the order given).
-template <class T>
-struct RowSource {
-  const T* p = nullptr;
-  index_t n = 0;
-};
 
 /// Builds Emb from up to two stacked row blocks of width d, L2-normalising each row (F.normalize semantics,
 /// z = x / max(||x||, eps)) when `normalize`.
@@ -330,7 +295,7 @@ inline void online_row(Isa isa, const T* x, index_t len, double& m, double& s, T
 /// lse[i] = log sum_{k != i} exp(scale * z_i . z_k). fixed: every exponent shifted by `shift` (requires
 /// |scale z_i.z_k| <= shift and fixed_shift_ok); otherwise online row maxima. Rows with no other row: -inf.
 template <class T>
-void self_lse(Exec ex, const Emb<T>& Z, T scale, bool fixed, T shift, double* lse, index_t bt = kTile) {
+void self_lse(Exec ex, const Emb<T>& Z, T scale, bool fixed, T shift, double* lse, index_t bt) {
   const int threads = ex.threads;
   const index_t n = Z.n, dp = Z.dp, nb = (n + bt - 1) / bt;
   std::vector<std::array<index_t, 2>> pairs;
@@ -408,7 +373,7 @@ void self_lse(Exec ex, const Emb<T>& Z, T scale, bool fixed, T shift, double* ls
 /// P_ij = exp(scale z_i.z_j - lse_i). Rows with a_i == 0 contribute nothing (their lse may be -inf).
 template <class T>
 void self_backward(Exec ex, const Emb<T>& Z, T scale, bool fixed, T shift, const double* lse, const double* a,
-                   T* dz, index_t bt = kTile) {
+                   T* dz, index_t bt) {
   const int threads = ex.threads;
   const index_t n = Z.n, dp = Z.dp, nb = (n + bt - 1) / bt;
   std::vector<std::array<index_t, 2>> pairs;
@@ -466,13 +431,12 @@ void self_backward(Exec ex, const Emb<T>& Z, T scale, bool fixed, T shift, const
 // Cross-similarity engine: S = scale * A B^T (rows from A, columns from B), optional "exclude i == j" mask.
 // ------------------------------------------------------------------------------------------------------------
 
-enum class Mask { none, diagonal };
 
 /// Row log-sum-exp of S = scale A B^T over the allowed columns, and (if col_lse) the column log-sum-exp.
 /// Column statistics are only supported without a mask.
 template <class T>
 void cross_lse(Exec ex, const Emb<T>& A, const Emb<T>& B, T scale, bool fixed, T shift, Mask mask,
-               double* row_lse, double* col_lse, index_t bt = kTile) {
+               double* row_lse, double* col_lse, index_t bt) {
   const int threads = ex.threads;
   DISTILL_CHECK(!(col_lse && mask == Mask::diagonal && !fixed), "cross_lse: column statistics with the diagonal "
                 "mask need the fixed-shift mode");
@@ -555,7 +519,7 @@ void cross_lse(Exec ex, const Emb<T>& A, const Emb<T>& B, T scale, bool fixed, T
 template <class T>
 void cross_backward(Exec ex, const Emb<T>& A, const Emb<T>& B, T scale, bool fixed, T shift, Mask mask,
                     const double* row_lse, const double* a, const double* col_lse, const double* b, T* dA, T* dB,
-                    index_t bt = kTile) {
+                    index_t bt) {
   const int threads = ex.threads;
   if (!dA && !dB) return;
   const index_t na = A.n, nb_ = B.n, dp = A.dp, na_rows = na, nb_cols = nb_;
@@ -633,7 +597,7 @@ void cross_backward(Exec ex, const Emb<T>& A, const Emb<T>& B, T scale, bool fix
 /// KL_i = cross_i - lse_y_i + lse_x_i. Rows without an allowed column get lse = -inf and cross = 0.
 template <class T>
 void softkl_forward(Exec ex, const Emb<T>& A, const Emb<T>& B, const Emb<T>& C, const Emb<T>& E, T scale,
-                    bool fixed, Mask mask, double* lse_x, double* lse_y, double* cross, index_t bt = kTile) {
+                    bool fixed, Mask mask, double* lse_x, double* lse_y, double* cross, index_t bt) {
   const int threads = ex.threads;
   const index_t n = A.n, nc = B.n, dp = A.dp, dpt = C.dp, na_rows = n, nb_cols = nc;
   const index_t rb = (n + bt - 1) / bt, cb = (nc + bt - 1) / bt, npairs = rb * cb;
@@ -725,7 +689,7 @@ void softkl_forward(Exec ex, const Emb<T>& A, const Emb<T>& B, const Emb<T>& C, 
 template <class T>
 void softkl_backward(Exec ex, const Emb<T>& A, const Emb<T>& B, const Emb<T>& C, const Emb<T>& E, T scale,
                      Mask mask, const double* lse_x, const double* lse_y, const double* a, T* dA, T* dB,
-                     index_t bt = kTile) {
+                     index_t bt) {
   const int threads = ex.threads;
   if (!dA && !dB) return;
   const index_t n = A.n, nc = B.n, dp = A.dp, dpt = C.dp, na_rows = n, nb_cols = nc;
@@ -883,22 +847,5 @@ void normalized_mse_rows(int threads, index_t n, index_t d, const T* a, const T*
     }
   }
 }
-
-// The float and double instantiations that compiled mode builds once (core/instances.hpp).
-#define DISTILL_CPU_FUSED_INSTANCES(PREFIX, T) \
-  PREFIX Emb<T> make_emb<T>(Exec, RowSource<T>, RowSource<T>, index_t, bool); \
-  PREFIX void emb_backward<T>(int, const Emb<T>&, const T*, index_t, index_t, T*); \
-  PREFIX void self_lse<T>(Exec, const Emb<T>&, T, bool, T, double*, index_t); \
-  PREFIX void self_backward<T>(Exec, const Emb<T>&, T, bool, T, const double*, const double*, T*, index_t); \
-  PREFIX void cross_lse<T>(Exec, const Emb<T>&, const Emb<T>&, T, bool, T, Mask, double*, double*, index_t); \
-  PREFIX void cross_backward<T>(Exec, const Emb<T>&, const Emb<T>&, T, bool, T, Mask, const double*, \
-      const double*, const double*, const double*, T*, T*, index_t); \
-  PREFIX void softkl_forward<T>(Exec, const Emb<T>&, const Emb<T>&, const Emb<T>&, const Emb<T>&, T, bool, \
-      Mask, double*, double*, double*, index_t); \
-  PREFIX void softkl_backward<T>(Exec, const Emb<T>&, const Emb<T>&, const Emb<T>&, const Emb<T>&, T, Mask, \
-      const double*, const double*, const double*, T*, T*, index_t); \
-  PREFIX void kd_kl_rows<T>(Exec, index_t, index_t, const T*, const T*, T, double*, T*, T*, T); \
-  PREFIX void normalized_mse_rows<T>(int, index_t, index_t, const T*, const T*, double*, T*, T*, T);
-DISTILL_EXTERN_INSTANCES(DISTILL_CPU_FUSED_INSTANCES)
 
 }  // namespace distill::cpu::fused

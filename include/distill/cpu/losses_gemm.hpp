@@ -18,24 +18,12 @@
 // of every C element is fixed (k ascending), so results do not depend on threads or call order.
 #pragma once
 
-#include "distill/core/instances.hpp"
-
 #include <algorithm>
 #include <cstddef>
 
-#include "distill/core/isa.hpp"
+#include "distill/core/isa_regions.hpp"
 #include "distill/core/shape.hpp"
-
-namespace distill::cpu::tile {
-
-/// Column granularity of every tile product (all padded widths are multiples of it).
-inline constexpr index_t kColumnQuantum = 16;
-/// Rows of C held in registers by the micro-kernel.
-inline constexpr int kMR = 6;
-
-inline constexpr index_t round_up(index_t n, index_t q) { return (n + q - 1) / q * q; }
-
-}  // namespace distill::cpu::tile
+#include "distill/cpu/api.hpp"
 
 // The tile product, once per instruction-set level: tile::isa_portable, ::isa_avx2, ::isa_avx512.
 #define DISTILL_ISA_BODY "distill/cpu/losses_gemm_isa.inl"
@@ -74,14 +62,5 @@ void mm_packed(Isa isa, index_t m, index_t n, index_t K, const T* A, index_t lda
   mm<T>(isa, m, n, K, A, lda, 1, Ppacked, kColumnQuantum, kColumnQuantum, K * kColumnQuantum, C, ldc, alpha,
         accumulate);
 }
-
-// The float and double instantiations that compiled mode builds once (core/instances.hpp).
-#define DISTILL_CPU_TILE_INSTANCES(PREFIX, T) \
-  PREFIX void mm<T>(Isa, index_t, index_t, index_t, const T*, index_t, index_t, const T*, index_t, index_t, \
-      index_t, T*, index_t, T, bool); \
-  PREFIX void mm_nn<T>(Isa, index_t, index_t, index_t, const T*, index_t, const T*, index_t, T*, index_t, T, bool); \
-  PREFIX void mm_tn<T>(Isa, index_t, index_t, index_t, const T*, index_t, const T*, index_t, T*, index_t, T, bool); \
-  PREFIX void mm_packed<T>(Isa, index_t, index_t, index_t, const T*, index_t, const T*, T*, index_t, T, bool);
-DISTILL_EXTERN_INSTANCES(DISTILL_CPU_TILE_INSTANCES)
 
 }  // namespace distill::cpu::tile

@@ -12,7 +12,7 @@
 #include <cmath>
 #include <type_traits>
 
-#include "distill/core/isa.hpp"
+#include "distill/core/isa_regions.hpp"
 #include "distill/core/shape.hpp"
 #include "distill/cpu/eigen_core.hpp"
 

@@ -8,13 +8,12 @@
 // are bitwise identical for any thread count. Reductions accumulate in double.
 #pragma once
 
-#include "distill/core/instances.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "distill/core/shape.hpp"
+#include "distill/cpu/api.hpp"
 
 namespace distill::cpu {
 
@@ -262,16 +261,5 @@ void l2_normalize_rows_backward(int threads, const T* y, const T* norms, const T
     }
   }
 }
-
-// The float and double instantiations that compiled mode builds once (core/instances.hpp).
-#define DISTILL_CPU_NORM_INSTANCES(PREFIX, T) \
-  PREFIX void batch_norm_stats<T>(int, const T*, index_t, index_t, index_t, double*, double*); \
-  PREFIX void channel_affine<T>(int, const T*, T*, index_t, index_t, index_t, const T*, const T*, const T*); \
-  PREFIX void batch_norm_grad_sums<T>(int, const T*, const T*, index_t, index_t, index_t, const T*, double*, double*); \
-  PREFIX void batch_norm_input_grad<T>(int, const T*, const T*, T*, index_t, index_t, index_t, const T*, \
-      const T*, const T*, const T*); \
-  PREFIX void l2_normalize_rows<T>(int, const T*, T*, T*, index_t, index_t, double); \
-  PREFIX void l2_normalize_rows_backward<T>(int, const T*, const T*, const T*, T*, index_t, index_t, double);
-DISTILL_EXTERN_INSTANCES(DISTILL_CPU_NORM_INSTANCES)
 
 }  // namespace distill::cpu

@@ -6,21 +6,12 @@
 // double results to rounding. Threads: the caller passes the count (ops own the threads).
 #pragma once
 
-#include "distill/core/instances.hpp"
-
 #include <cmath>
 
 #include "distill/core/shape.hpp"
+#include "distill/cpu/api.hpp"
 
 namespace distill::cpu {
-
-struct SgdHyper {
-  double lr;
-  double momentum;
-  double dampening;
-  double weight_decay;
-  bool nesterov;
-};
 
 /// torch.optim.SGD (1.13), one parameter:
 ///   d_p = g + wd * p
@@ -49,17 +40,6 @@ void sgd_update(T* __restrict p, const T* __restrict g, T* __restrict buf, index
     p[i] = p[i] + neg_lr * d;
   }
 }
-
-struct AdamHyper {
-  double lr;
-  double beta1;
-  double beta2;
-  double eps;
-  double weight_decay;
-  bool decoupled;  // AdamW: p *= 1 - lr * wd before the update; Adam: g += wd * p
-  bool amsgrad;
-  long long step;  // 1 on the first update
-};
 
 /// torch.optim.Adam / AdamW (1.13), one parameter:
 ///   AdamW: p *= 1 - lr * wd                Adam: g = g + wd * p
@@ -120,12 +100,5 @@ void ema_update(T* __restrict target, const T* __restrict source, index_t n, dou
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (index_t i = 0; i < n; ++i) target[i] = m * target[i] + om * source[i];
 }
-
-// The float and double instantiations that compiled mode builds once (core/instances.hpp).
-#define DISTILL_CPU_OPTIM_INSTANCES(PREFIX, T) \
-  PREFIX void sgd_update<T>(T*, const T*, T*, index_t, const SgdHyper&, bool, int); \
-  PREFIX void adam_update<T>(T*, const T*, T*, T*, T*, index_t, const AdamHyper&, int); \
-  PREFIX void ema_update<T>(T*, const T*, index_t, double, int);
-DISTILL_EXTERN_INSTANCES(DISTILL_CPU_OPTIM_INSTANCES)
 
 }  // namespace distill::cpu

@@ -1,9 +1,8 @@
 // distill/cpu/pool.hpp -- CPU kernels for global average pooling over time.
 #pragma once
 
-#include "distill/core/instances.hpp"
-
 #include "distill/core/shape.hpp"
+#include "distill/cpu/api.hpp"
 
 namespace distill::cpu {
 
@@ -32,11 +31,5 @@ void mean_rows_backward(int threads, const T* dy, T* dx, index_t rows, index_t L
     for (index_t l = 0; l < L; ++l) dr[l] += g;
   }
 }
-
-// The float and double instantiations that compiled mode builds once (core/instances.hpp).
-#define DISTILL_CPU_POOL_INSTANCES(PREFIX, T) \
-  PREFIX void mean_rows<T>(int, const T*, T*, index_t, index_t); \
-  PREFIX void mean_rows_backward<T>(int, const T*, T*, index_t, index_t);
-DISTILL_EXTERN_INSTANCES(DISTILL_CPU_POOL_INSTANCES)
 
 }  // namespace distill::cpu

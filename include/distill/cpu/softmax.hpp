@@ -5,12 +5,11 @@
 // thread count. Exponentials and row sums use Eigen's vectorised array expressions.
 #pragma once
 
-#include "distill/core/instances.hpp"
-
 #include "distill/cpu/eigen_core.hpp"
 #include <cmath>
 
 #include "distill/core/shape.hpp"
+#include "distill/cpu/api.hpp"
 
 namespace distill::cpu {
 
@@ -82,14 +81,5 @@ void log_softmax_rows_backward(int threads, const T* y, const T* dy, T* dx, inde
     dr += gr - yr.exp() * s;
   }
 }
-
-// The float and double instantiations that compiled mode builds once (core/instances.hpp).
-#define DISTILL_CPU_SOFTMAX_INSTANCES(PREFIX, T) \
-  PREFIX void logsumexp_rows<T>(int, const T*, T*, index_t, index_t); \
-  PREFIX void softmax_rows<T>(int, const T*, T*, index_t, index_t); \
-  PREFIX void log_softmax_rows<T>(int, const T*, T*, index_t, index_t); \
-  PREFIX void softmax_rows_backward<T>(int, const T*, const T*, T*, index_t, index_t); \
-  PREFIX void log_softmax_rows_backward<T>(int, const T*, const T*, T*, index_t, index_t);
-DISTILL_EXTERN_INSTANCES(DISTILL_CPU_SOFTMAX_INSTANCES)
 
 }  // namespace distill::cpu

@@ -10,7 +10,10 @@
 #include <vector>
 
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/losses.hpp"
+#include "distill/cpu/api.hpp"
+#ifndef DISTILL_COMPILED
+#include "distill/cpu/losses.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
+#endif
 #include "distill/ops/detail.hpp"
 #include "distill/ops/optional_inputs.hpp"
 

@@ -11,7 +11,10 @@
 #include <utility>
 
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/conv1d.hpp"
+#include "distill/cpu/api.hpp"
+#ifndef DISTILL_COMPILED
+#include "distill/cpu/conv1d.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
+#endif
 #include "distill/ops/conv1d_geometry.hpp"
 #include "distill/ops/detail.hpp"
 

@@ -8,7 +8,10 @@
 #include <vector>
 
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/eigen.hpp"
+#include "distill/cpu/api.hpp"
+#ifndef DISTILL_COMPILED
+#include "distill/cpu/eigen.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
+#endif
 #include "distill/ops/detail.hpp"
 #include "distill/ops/optional_inputs.hpp"
 

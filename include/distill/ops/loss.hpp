@@ -12,7 +12,10 @@
 #include <vector>
 
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/loss.hpp"
+#include "distill/cpu/api.hpp"
+#ifndef DISTILL_COMPILED
+#include "distill/cpu/loss.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
+#endif
 #include "distill/ops/detail.hpp"
 
 namespace distill {

@@ -2,7 +2,10 @@
 #pragma once
 
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/pool.hpp"
+#include "distill/cpu/api.hpp"
+#ifndef DISTILL_COMPILED
+#include "distill/cpu/pool.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
+#endif
 #include "distill/ops/detail.hpp"
 
 namespace distill {

@@ -6,7 +6,10 @@
 #pragma once
 
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/softmax.hpp"
+#include "distill/cpu/api.hpp"
+#ifndef DISTILL_COMPILED
+#include "distill/cpu/softmax.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
+#endif
 #include "distill/ops/detail.hpp"
 
 namespace distill {

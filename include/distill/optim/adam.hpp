@@ -8,7 +8,10 @@
 //   p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)      (eps outside the sqrt)
 #pragma once
 
-#include "distill/cpu/optim.hpp"
+#include "distill/cpu/api.hpp"
+#ifndef DISTILL_COMPILED
+#include "distill/cpu/optim.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
+#endif
 #include "distill/optim/optimizer.hpp"
 
 namespace distill::optim {

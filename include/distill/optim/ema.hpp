@@ -18,7 +18,10 @@
 #include <type_traits>
 #include <vector>
 
-#include "distill/cpu/optim.hpp"
+#include "distill/cpu/api.hpp"
+#ifndef DISTILL_COMPILED
+#include "distill/cpu/optim.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
+#endif
 #include "distill/ops/detail.hpp"
 #include "distill/optim/param_list.hpp"
 

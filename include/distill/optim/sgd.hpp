@@ -9,7 +9,10 @@
 //   p -= lr * d_p
 #pragma once
 
-#include "distill/cpu/optim.hpp"
+#include "distill/cpu/api.hpp"
+#ifndef DISTILL_COMPILED
+#include "distill/cpu/optim.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
+#endif
 #include "distill/optim/optimizer.hpp"
 
 namespace distill::optim {
