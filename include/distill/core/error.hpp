@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace distill {
@@ -19,12 +20,19 @@ public:
 };
 
 namespace detail {
+/// Builds the message and throws. Out of line and cold: a check site costs a call, not an inlined ostringstream.
 template <class... Args>
-[[noreturn]] inline void fail(const char* file, int line, Args&&... args) {
+[[noreturn, gnu::cold, gnu::noinline]] void fail_with(const char* file, int line, const Args&... args) {
   std::ostringstream os;
-  (os << ... << std::forward<Args>(args));
+  (os << ... << args);
   os << " (distill: " << file << ":" << line << ")";
   throw Error(os.str());
+}
+/// The pieces decay before they choose the instantiation: a string literal is a const char*, whatever its length
+/// (as arrays every message length was its own instantiation of the whole formatting code).
+template <class... Args>
+[[noreturn]] inline void fail(const char* file, int line, Args&&... args) {
+  fail_with<std::decay_t<Args>...>(file, line, args...);
 }
 }  // namespace detail
 
