@@ -2,10 +2,11 @@
 """Two builds of the same benchmark, interleaved in one run: is a change faster, slower or neither?
 
     python3 benchmarks/ab_builds.py --a OLD_BUILD_DIR --b NEW_BUILD_DIR [--bench bench_dcrls_step ...]
-                                    [--reps 20] [--settle-ms 120] [--cases REGEX]
+                                    [--reps 20] [--settle-ms 120] [--primed 1] [--cases REGEX]
 
 Starts <dir>/benchmarks/<bench> --serve from both build trees, warms every case up on both, then alternates single
-timed reps (A, B, B, A, ...) so that both see the same machine load, sleeping --settle-ms before each. Prints, per
+timed reps (A, B, B, A, ...) so that both see the same machine load, sleeping --settle-ms and running --primed
+untimed reps before each (as harness.py's quiesced mode: caches and clocks warm again after the sleep). Prints, per
 case, the minimum and median milliseconds of each build and the ratio of medians B / A (below 1: B is faster).
 For the "no slower" line of a commit message; comparisons against PyTorch are benchmarks/harness.py's job.
 """
@@ -55,6 +56,7 @@ def main():
     ap.add_argument("--bench", nargs="+", default=["bench_dcrls_step"])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--settle-ms", type=float, default=120)
+    ap.add_argument("--primed", type=int, default=1, help="untimed reps right before each timed one")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cases", default=".", help="regular expression over case names")
     args = ap.parse_args()
@@ -73,6 +75,8 @@ def main():
                 order = (a, b) if r % 2 == 0 else (b, a)
                 for s in order:
                     time.sleep(args.settle_ms / 1000)
+                    if args.primed > 0:
+                        s.run(case, args.primed)
                     (ta if s is a else tb).extend(s.run(case))
             ma, mb = statistics.median(ta), statistics.median(tb)
             print(f"| {bench} {case} | {min(ta):.3f} | {ma:.3f} | {min(tb):.3f} | {mb:.3f} | {mb / ma:.3f} |",
