@@ -150,27 +150,29 @@ inline constexpr unsigned unknown_ranks = ~0u;
 
 /// M::parameter_ranks / M::buffer_ranks when declared (optional part of the contract), else unknown_ranks.
 template <class M>
-constexpr unsigned parameter_ranks_of() {
-  if constexpr (requires { M::parameter_ranks; })
-    return M::parameter_ranks;
-  else
-    return unknown_ranks;
-}
+inline constexpr unsigned parameter_ranks_of = unknown_ranks;
 template <class M>
-constexpr unsigned buffer_ranks_of() {
-  if constexpr (requires { M::buffer_ranks; })
-    return M::buffer_ranks;
-  else
-    return unknown_ranks;
+  requires requires { M::parameter_ranks; }
+inline constexpr unsigned parameter_ranks_of<M> = M::parameter_ranks;
+template <class M>
+inline constexpr unsigned buffer_ranks_of = unknown_ranks;
+template <class M>
+  requires requires { M::buffer_ranks; }
+inline constexpr unsigned buffer_ranks_of<M> = M::buffer_ranks;
+
+/// The union of rank sets (unknown when one of them is).
+template <std::same_as<unsigned>... R>
+constexpr unsigned ranks_union(R... r) {
+  return ((r == unknown_ranks) || ...) ? unknown_ranks : (0u | ... | r);
 }
-/// The union over a container's children (unknown when one child's are).
+/// The union over a container's children.
 template <class... Ms>
 constexpr unsigned parameter_ranks_union() {
-  return ((parameter_ranks_of<Ms>() == unknown_ranks) || ...) ? unknown_ranks : (0u | ... | parameter_ranks_of<Ms>());
+  return ranks_union(parameter_ranks_of<Ms>...);
 }
 template <class... Ms>
 constexpr unsigned buffer_ranks_union() {
-  return ((buffer_ranks_of<Ms>() == unknown_ranks) || ...) ? unknown_ranks : (0u | ... | buffer_ranks_of<Ms>());
+  return ranks_union(buffer_ranks_of<Ms>...);
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -298,24 +300,24 @@ public:
   /// f(std::string_view name, Var& parameter), in a fixed order (PyTorch-style dotted names).
   template <class F>
   void for_each_parameter(F&& f) {
-    walk<false, Var, parameter_ranks_of<Derived>()>(derived(), f,
+    walk<false, Var, parameter_ranks_of<Derived>>(derived(), f,
                                                      [](auto& self, auto& g) { Derived::visit_parameters(self, g); });
   }
   template <class F>
   void for_each_parameter(F&& f) const {
-    walk<true, Var, parameter_ranks_of<Derived>()>(derived(), f,
+    walk<true, Var, parameter_ranks_of<Derived>>(derived(), f,
                                                     [](auto& self, auto& g) { Derived::visit_parameters(self, g); });
   }
   /// f(std::string_view name, Tensor& buffer): non-trainable state (BatchNorm running statistics).
   template <class F>
   void for_each_buffer(F&& f) {
-    walk<false, Tensor, buffer_ranks_of<Derived>()>(derived(), f, [](auto& self, auto& g) {
+    walk<false, Tensor, buffer_ranks_of<Derived>>(derived(), f, [](auto& self, auto& g) {
       if constexpr (detail::has_visit_buffers<Derived, decltype(g)>::value) Derived::visit_buffers(self, g);
     });
   }
   template <class F>
   void for_each_buffer(F&& f) const {
-    walk<true, Tensor, buffer_ranks_of<Derived>()>(derived(), f, [](auto& self, auto& g) {
+    walk<true, Tensor, buffer_ranks_of<Derived>>(derived(), f, [](auto& self, auto& g) {
       if constexpr (detail::has_visit_buffers<const Derived, decltype(g)>::value) Derived::visit_buffers(self, g);
     });
   }
