@@ -32,13 +32,7 @@ struct StepState {
 
 /// Conv FLOPs of one step: forward + grad-input + grad-weight of every conv (2 * MACs each), for 2B series.
 double step_flops(index_t B, index_t L) {
-  const index_t W = 64;
-  const index_t convs[][3] = {{1, W, 8},      {W, W, 5},      {W, W, 3},      {1, W, 1},
-                              {W, 2 * W, 8},  {2 * W, 2 * W, 5}, {2 * W, 2 * W, 3}, {W, 2 * W, 1},
-                              {2 * W, 2 * W, 8}, {2 * W, 2 * W, 5}, {2 * W, 2 * W, 3}};
-  double macs = 0;
-  for (auto& c : convs) macs += double(c[0]) * double(c[1]) * double(c[2]) * double(L);
-  return 3.0 * 2.0 * macs * double(2 * B);
+  return 3.0 * distill::models::Dcrls<64>::Encoder::flops_per_series(L) * double(2 * B);
 }
 }  // namespace
 

@@ -4,9 +4,12 @@
 #   -DDISTILL_CUDA=ON                  compile kernels/distill_cuda.cu with nvcc (fails loudly if unusable)
 #   -DDISTILL_CUDA_ARCHITECTURES=...   "75;80;90" by default; "native" for the GPU of the build machine
 #   -DDISTILL_CUDA_EMULATION=ON        the same TU on the host compiler + SIMT emulator (default: with tests)
+#   -DDISTILL_NCCL=OFF                 leave NCCL out of distill::cuda even when found (default: use it when found)
 option(DISTILL_CUDA "Build the CUDA backend with nvcc (target distill::cuda)" OFF)
 option(DISTILL_CUDA_EMULATION "Build the CUDA backend on the SIMT emulator (target distill::cuda_emu) for tests"
        ${DISTILL_BUILD_TESTS})
+option(DISTILL_NCCL "DISTILL_CUDA=ON: add the NCCL engine (dist/nccl.hpp) to distill::cuda when NCCL and MPI are found"
+       ON)
 set(DISTILL_CUDA_ARCHITECTURES "75;80;90" CACHE STRING
     "CUDA architectures for DISTILL_CUDA=ON: a list such as 75;80;90 (sm_75 and newer), or native")
 
@@ -14,6 +17,7 @@ include(${CMAKE_CURRENT_LIST_DIR}/distillCuda.cmake)
 set(DISTILL_CUDA_KERNELS_DIR ${PROJECT_SOURCE_DIR}/kernels)
 
 set(_distill_cuda_parts "")
+set(DISTILL_CUDA_NCCL OFF)  # ON when distill::cuda has the NCCL engine (below)
 
 if(DISTILL_CUDA)
   # Prefer the toolkit's usual location when nvcc is not on PATH and nothing was specified.
@@ -63,6 +67,31 @@ if(DISTILL_CUDA)
   endif()
   string(REPLACE ";" "," _distill_archs "${DISTILL_CUDA_ARCHITECTURES}")
   list(APPEND _distill_cuda_parts "nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${_distill_archs} (distill::cuda)")
+
+  # NCCL: the device-memory engine of data-parallel ranks (dist/nccl.hpp, defined in kernels/nccl_communicator.cu),
+  # compiled into distill::cuda, which then links libnccl and defines DISTILL_WITH_NCCL for its users. Its ranks are
+  # started by MPI (the bootstrap that hands out NCCL's unique id), so it needs distill::mpi (top-level CMakeLists).
+  # Never in the emulation build. Without NCCL everything else builds as before.
+  if(DISTILL_NCCL)
+    find_path(DISTILL_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}/include
+              /usr/local/cuda/include /usr/local/include)
+    find_library(DISTILL_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib64
+                 /usr/local/cuda/lib64 /usr/local/lib /usr/local/lib64)
+    if(DISTILL_NCCL_INCLUDE_DIR AND DISTILL_NCCL_LIBRARY AND TARGET distill::mpi)
+      target_sources(distill_cuda PRIVATE ${DISTILL_CUDA_KERNELS_DIR}/nccl_communicator.cu)
+      target_include_directories(distill_cuda PRIVATE ${DISTILL_NCCL_INCLUDE_DIR})
+      target_link_libraries(distill_cuda PUBLIC ${DISTILL_NCCL_LIBRARY})
+      target_compile_definitions(distill_cuda PUBLIC DISTILL_WITH_NCCL)
+      set(DISTILL_CUDA_NCCL ON)
+      list(APPEND _distill_cuda_parts "NCCL found (${DISTILL_NCCL_LIBRARY}), dist/nccl.hpp in distill::cuda")
+    elseif(DISTILL_NCCL_INCLUDE_DIR AND DISTILL_NCCL_LIBRARY)
+      list(APPEND _distill_cuda_parts "NCCL found (${DISTILL_NCCL_LIBRARY}) but not used: MPI not found")
+    else()
+      list(APPEND _distill_cuda_parts "NCCL not found (no dist/nccl.hpp engine)")
+    endif()
+  else()
+    list(APPEND _distill_cuda_parts "NCCL off (DISTILL_NCCL=OFF)")
+  endif()
 else()
   list(APPEND _distill_cuda_parts "nvcc build off (DISTILL_CUDA=OFF)")
 endif()

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages distill's build, tests and demo need (as root, or through sudo).
 # Usage: scripts/deps.sh [extra packages...]
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build libeigen3-dev catch2 libfmt-dev libcli11-dev python3 "$@")
+pkgs=(build-essential cmake ninja-build libeigen3-dev catch2 libfmt-dev libcli11-dev libopenmpi-dev openmpi-bin python3 "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <optional>
@@ -22,6 +23,7 @@
 #include "distill/core/device_ops.hpp"
 #include "distill/core/error.hpp"
 #include "distill/core/isa.hpp"
+#include "distill/dist/world.hpp"
 
 #ifndef DISTILL_EXAMPLES_CUDA
 #define DISTILL_EXAMPLES_CUDA 0
@@ -113,5 +115,30 @@ private:
   }
   std::optional<Context<Cpu>> host_;
 };
+
+/// Puts a run's device context on the world's ranks (docs/distributed.md): on the Cpu device the MPI
+/// communicator, with batch norm over the global batch if `sync_bn`; on the Cuda device one process only (the NCCL
+/// engine exists in the library, dist/nccl.hpp, but the examples do not give each rank its own GPU yet). Returns
+/// ", N ranks (mpi[, sync BN])" for the header line, or "" on one process.
+template <class D>
+std::string join_ranks(Context<D>& ctx, const dist::World& world, bool sync_bn, const char* program) {
+  if constexpr (std::is_same_v<D, Cpu>) {
+    ctx.set_communicator(world.comm());
+    ctx.set_sync_batch_norm(sync_bn);
+  } else {
+    DISTILL_CHECK(world.size() == 1, program, ": data-parallel ranks run on the Cpu device in the examples (",
+                  world.size(), " ranks were launched with --device cuda); drop --device or launch one process");
+  }
+  if (world.size() == 1) return {};
+  return fmt::format(", {} ranks ({}{})", world.size(), ctx.comm().engine(), sync_bn ? ", sync BN" : "");
+}
+
+/// The global batch, min(--batch, N_train), checked to split evenly over the ranks before any work.
+inline index_t global_batch(std::int64_t batch_option, index_t n_train, const Communicator& comm) {
+  const index_t b = std::min<index_t>(batch_option, n_train);
+  DISTILL_CHECK(b % comm.size() == 0, "--batch ", batch_option, " (used as min(B, N_train) = ", b,
+                ") does not split evenly over ", comm.size(), " ranks; choose a multiple of the world size");
+  return b;
+}
 
 }  // namespace distill::examples

@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/cli.hpp"
@@ -17,6 +19,7 @@
 #include "distill/optim/divergence.hpp"
 #include "distill/data/dataset.hpp"
 #include "distill/data/ucr.hpp"
+#include "distill/dist/world.hpp"
 #include "distill/eval/evaluate.hpp"
 #include "distill/io/progress.hpp"
 #include "distill/io/train_state.hpp"
@@ -41,6 +44,33 @@ int guarded_main(const char* program, F&& body) {
     fmt::print(stderr, "{}: {}\n", program, e.what());
     return kExitError;
   }
+}
+
+/// guarded_main for a program that may run as data-parallel ranks (`mpirun -np N prog ...`, dist/world.hpp):
+/// starts the ranks from the launcher's environment (one process without a launcher), gives body(world) the
+/// world, and prints from rank 0 only (the other ranks' stdout is discarded; errors reach stderr from every rank,
+/// prefixed "<program> (rank r of N)"). An error on one rank ends the whole job with its exit status (MPI_Abort):
+/// the other ranks may be waiting in a collective.
+template <class F>
+int ranks_main(const char* program, int& argc, char**& argv, F&& body) {
+  std::optional<dist::World> world;
+  if (const int rc = guarded_main(program, [&] {
+        world.emplace(&argc, &argv);
+        return 0;
+      }))
+    return rc;
+  std::string label = program;
+  if (world->size() > 1) label += " (" + world->comm()->describe() + ")";
+  if (!world->is_root() && !std::freopen("/dev/null", "w", stdout)) return kExitError;
+  const int rc = guarded_main(label.c_str(), [&] { return body(*world); });
+  if (rc != 0 && world->size() > 1) world->abort(rc);
+  return rc;
+}
+
+/// For the programs that train on one process only: a world of more than one rank is refused with a sentence.
+inline void require_single_rank(const dist::World& world, const char* program) {
+  DISTILL_CHECK(world.size() == 1, program, " was launched with ", world.size(), " ranks; data-parallel training "
+                "(mpirun -np N) is implemented for dcrls and disco (docs/distributed.md). Run ", program, " as one process");
 }
 
 /// Evaluates a frozen encoder on both splits (linear probe with `probe_steps` Adam steps, 1-NN, k-means with

@@ -7,6 +7,8 @@
 //   ./build/examples/dcrls --dataset GunPoint --epochs 40 --out runs/gunpoint
 //   ./build/examples/dcrls --resume runs/gunpoint          # after a kill: continue where the state was saved
 //   ./build/examples/dcrls --dataset GunPoint --device cuda --out runs/gunpoint-gpu   # the same run on a GPU
+//   mpirun -np 2 ./build/examples/dcrls --dataset GunPoint --threads 1 --sync-bn --out runs/gp-2ranks
+//                                                          # data-parallel ranks (docs/distributed.md)
 //   ./build/examples/dcrls --help
 #include <fmt/core.h>
 
@@ -25,6 +27,8 @@
 #include "distill/data/dataset.hpp"
 #include "distill/data/staging.hpp"
 #include "distill/data/ucr.hpp"
+#include "distill/dist/data_parallel.hpp"
+#include "distill/dist/gather.hpp"
 #include "distill/eval/evaluate.hpp"
 #include "distill/io/checkpoint.hpp"
 #include "distill/io/npy.hpp"
@@ -54,6 +58,7 @@ struct Args {
   double tau = 0.2, temperature = 3.0, lambda_sd = 1.0;
   int probe_steps = 500;
   int kmeans_restarts = 10;
+  bool sync_bn = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -89,6 +94,9 @@ Args parse(int argc, char** argv) {
   app.add_option("--temperature", a.temperature, "self-distillation temperature T")->check(dl::examples::temperature());
   app.add_option("--lambda", a.lambda_sd, "self-distillation weight")->check(real_in(0, 1e6));
   app.add_option("--probe-steps", a.probe_steps, "linear-probe Adam steps")->check(integer_in<int>(1, 10'000'000));
+  app.add_flag("--sync-bn", a.sync_bn,
+               "data-parallel ranks (mpirun): batch norm with the statistics of the global batch, not each rank's "
+               "share (Cpu device)");
   dl::examples::add_run_options(app, a.run, "runs/dcrls", "dataset, model, variant or setting");
   dl::examples::parse_or_exit(app, argc, argv);
   dl::examples::finish_run_options(a.run, "runs/dcrls");
@@ -98,32 +106,41 @@ Args parse(int argc, char** argv) {
 
 /// The whole run on device D (Cpu or Cuda): the model, optimizer and losses live on D, batches are built on the
 /// host and staged to D, evaluation runs on the host on embeddings copied back.
+/// Data-parallel ranks (mpirun, docs/distributed.md): every rank builds the same global batch and augmentations
+/// from the same seeds and trains on its rows; the losses gather the embeddings of all ranks, the gradients are
+/// averaged (dist::DataParallel), rank 0 writes the outputs and evaluates.
 template <class D>
-int run(const Args& a) {
+int run(const Args& a, const dl::dist::World& world) {
   namespace fs = std::filesystem;
-  dl::examples::prepare_output_dir("--out", a.run.out);  // before any work: a bad --out fails now, not after training
+  const bool root = world.is_root();
   const std::string dir = a.run.out + "/";
-  for (const char* stale : {"metrics.json", "metrics.csv"}) fs::remove(dir + stale);  // never left from a failed run
+  if (root) {
+    dl::examples::prepare_output_dir("--out", a.run.out);  // before any work: a bad --out fails now, not after training
+    for (const char* stale : {"metrics.json", "metrics.csv"}) fs::remove(dir + stale);  // never left from a failed run
+  }
 
   dl::examples::RunContexts<D> contexts(a.threads, a.seed, a.device);  // no GPU / device N absent: fails here
   auto& ctx = contexts.device;
   auto& host = contexts.host();
+  const std::string ranks = dl::examples::join_ranks(ctx, world, a.sync_bn, "dcrls");
+  dl::Communicator& comm = ctx.comm();
   const auto variant = dl::models::parse_variant(a.variant);
   const auto splits = dl::data::load_ucr(a.dataset);  // TEST length and labels checked against TRAIN
   const auto& train = splits.train;
   dl::data::require_trainable(train, "dcrls");
   const std::string device = dl::examples::describe_device(ctx);
+  const index_t global_batch = dl::examples::global_batch(a.batch, train.size(), comm);
   fmt::print("dcrls: {} ({} train / {} test series, length {}, {} classes), variant {}, {} epochs, {} threads, "
-             "device {}\n",
+             "device {}{}\n",
              train.name, train.size(), splits.test.size(), train.length(), train.num_classes,
-             dl::models::variant_name(variant), a.epochs, a.threads, device);
+             dl::models::variant_name(variant), a.epochs, a.threads, device, ranks);
 
   dl::models::DcrlsConfig cfg{variant, a.tau, a.temperature, a.lambda_sd};
   dl::models::Dcrls<64, float, D> model(ctx, cfg, train.num_classes);
   auto trainable = model.trainable();
   dl::examples::ChosenOptimizer<float, D> opt(a.optim, trainable, a.lr, a.weight_decay);
 
-  dl::data::DataLoader loader(train, {.batch_size = std::min<index_t>(a.batch, train.size()), .shuffle = true, .drop_last = true},
+  dl::data::DataLoader loader(train, {.batch_size = global_batch, .shuffle = true, .drop_last = true},
                               ctx.make_rng(1));
   dl::CounterRng aug_rng = ctx.make_rng(2);
   const auto view1 = dl::data::AugmentConfig::dcrls_view1();
@@ -142,7 +159,8 @@ int run(const Args& a) {
       .config("variant", dl::models::variant_name(variant)).config("epochs", a.epochs).config("batch", a.batch)
       .config("seed", a.seed).config("optim", a.optim).config("lr", a.lr).config("weight_decay", a.weight_decay).config("tau", a.tau)
       .config("temperature", a.temperature).config("lambda", a.lambda_sd).config("threads", a.threads, Match::Warn)
-      .config("device", a.device, Match::Warn);
+      .config("device", a.device, Match::Warn).config("ranks", comm.size(), Match::Warn)
+      .config("sync_bn", a.sync_bn ? 1 : 0, Match::Warn);
   state.add_module("model", model);
   opt.register_in(state);
   state.add_rng("rng.init", ctx.rng()).add_rng("rng.aug", aug_rng)
@@ -154,6 +172,8 @@ int run(const Args& a) {
     for (const auto& w : state.warnings()) fmt::print(stderr, "dcrls: warning: {}\n", w);
     fmt::print("dcrls: resumed from {} at epoch {}, step {}\n", state.file().string(), pos.epoch + 1, pos.step + 1);
   }
+  dl::dist::DataParallel<float, D> dp(ctx, model, trainable);  // rank 0's model everywhere; averages gradients
+  auto mine = [&](auto&& global) { return stage(dl::dist::shard_rows(global, comm)); };  // this rank's rows
 
   dl::io::ProgressMeter meter(a.epochs, "dcrls");
   const auto t0 = std::chrono::steady_clock::now();
@@ -163,17 +183,18 @@ int run(const Args& a) {
     if (batch.x.extent(0) < 2) return false;  // a contrastive batch needs a negative; BN needs two series
     dl::models::DcrlsLoss<float, D> loss;
     if (variant == dl::models::DcrlsVariant::Supervised) {
-      std::vector<int> y(batch.labels.begin(), batch.labels.end());
+      const std::vector<int> all(batch.labels.begin(), batch.labels.end());
+      const auto y = dl::dist::shard_rows(std::span<const int>(all), comm);
       auto v = dl::data::augment(batch.x, view1, aug_rng, batch.lengths);
-      loss = model.supervised_loss(dl::constant(ctx, stage(std::move(v))), y);
+      loss = model.supervised_loss(dl::constant(ctx, mine(std::move(v))), y);
     } else {
       auto views = dl::data::make_two_views(batch, view1, view2, aug_rng);
-      loss = model.contrastive_loss(dl::constant(ctx, stage(std::move(views.view1))),
-                                    dl::constant(ctx, stage(std::move(views.view2))));
+      loss = model.contrastive_loss(dl::constant(ctx, mine(std::move(views.view1))),
+                                    dl::constant(ctx, mine(std::move(views.view2))));
     }
     dl::optim::require_finite(loss.contrastive, variant == dl::models::DcrlsVariant::Supervised ? "CE" : "L_DC", at);
     dl::optim::require_finite(loss.distillation, "L_SD", at);
-    const double total = dl::optim::checked_step(*opt, loss.total, at);
+    const double total = dl::optim::checked_step(*opt, loss.total, at, dp);
     sum += total;
     sum_dc += loss.contrastive;
     sum_sd += loss.distillation;
@@ -187,8 +208,11 @@ int run(const Args& a) {
     sum = sum_dc = sum_sd = 0;
     return mean;
   };
-  dl::examples::run_epochs(loader, a.epochs, pos, a.run, &state, meter, [](std::int64_t) {}, train_step, close_epoch);
+  // Rank 0 writes the training state (every rank holds the same one); all ranks read it on --resume.
+  dl::examples::run_epochs(loader, a.epochs, pos, a.run, root ? &state : nullptr, meter, [](std::int64_t) {},
+                           train_step, close_epoch);
   const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!root) return 0;  // rank 0 evaluates and writes the outputs
 
   // Frozen encoder -> evaluation on the test split.
   model.train(false);
@@ -196,7 +220,8 @@ int run(const Args& a) {
   tags.set("method", "dcrls").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed)).set("optim", a.optim)
       .set("epochs", double(a.epochs)).set("train_seconds", train_s).set("final_loss", loss_curve.back())
       .set("cpu_isa", dl::isa_name(host.isa())).set("device", device)
-      .set("device_kind", dl::examples::device_kind(ctx));
+      .set("device_kind", dl::examples::device_kind(ctx)).set("ranks", double(comm.size()))
+      .set("all_reduce_bytes_per_step", dp.calls() ? double(dp.bytes_reduced()) / double(dp.calls()) : 0.0);
   // The encoder is the embedding (evaluate_splits runs it in eval mode).
   const auto e0 = std::chrono::steady_clock::now();
   auto embed = dl::eval::on_device(ctx, [&](const dl::Var<float, 3, D>& x) { return model.encoder(x); }, model.encoder);
@@ -231,8 +256,8 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return dl::examples::guarded_main("dcrls", [&] {
+  return dl::examples::ranks_main("dcrls", argc, argv, [&](const dl::dist::World& world) {
     const Args a = parse(argc, argv);
-    return dl::examples::with_device(a.device, [&]<class D>() { return run<D>(a); });
+    return dl::examples::with_device(a.device, [&]<class D>() { return run<D>(a, world); });
   });
 }

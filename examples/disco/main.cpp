@@ -7,6 +7,8 @@
 //   ./build/examples/disco --dataset GunPoint --variant teacher --epochs 40 --out runs/gp-teacher
 //   ./build/examples/disco --dataset GunPoint --variant disco --epochs 40 --out runs/gp-disco   # reuses the cache
 //   ./build/examples/disco --dataset GunPoint --variant disco --device cuda --out runs/gp-disco-gpu   # on a GPU
+//   mpirun -np 2 ./build/examples/disco --dataset GunPoint --variant disco --threads 1 --out runs/gp-disco-2ranks
+//                                                    # data-parallel ranks (docs/distributed.md)
 //   ./build/examples/disco --help
 #include <fmt/core.h>
 
@@ -27,6 +29,8 @@
 #include "distill/data/dataset.hpp"
 #include "distill/data/staging.hpp"
 #include "distill/data/ucr.hpp"
+#include "distill/dist/data_parallel.hpp"
+#include "distill/dist/gather.hpp"
 #include "distill/eval/evaluate.hpp"
 #include "distill/io/checkpoint.hpp"
 #include "distill/io/npy.hpp"
@@ -73,6 +77,7 @@ struct Args {
   index_t shuffle_groups = 1;
   int probe_steps = 500;
   int kmeans_restarts = 10;
+  bool sync_bn = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -125,6 +130,8 @@ Args parse(int argc, char** argv) {
   app.add_option("--shuffle-groups", a.shuffle_groups, "shuffle-BN sub-batches of the key encoder (1: off)")
       ->check(integer_in<index_t>(1, 1024));
   app.add_option("--probe-steps", a.probe_steps, "linear-probe Adam steps")->check(integer_in<int>(1, 10'000'000));
+  app.add_flag("--sync-bn", a.sync_bn,
+               "data-parallel ranks (mpirun): batch norm with the statistics of the global batch (Cpu device)");
   dl::examples::add_run_options(app, a.run, "runs/disco", "dataset, variant, teacher or setting");
   dl::examples::parse_or_exit(app, argc, argv);
   dl::examples::finish_run_options(a.run, "runs/disco");
@@ -154,6 +161,7 @@ template <class D, class Learner>
 Curves train(dl::Context<D>& ctx, Learner& learner, const dl::data::Dataset& train_set, index_t batch,
              index_t epochs, const Args& a, const std::string& label, dl::io::TrainState* state = nullptr) {
   dl::examples::ChosenOptimizer<float, D> opt(a.optim, learner.trainable(), a.lr, a.weight_decay);
+  dl::Communicator& comm = ctx.comm();  // data-parallel ranks: each trains on its rows of the global batch
   dl::data::DataLoader loader(train_set, {.batch_size = batch, .shuffle = true, .drop_last = true}, ctx.make_rng(1));
   dl::CounterRng aug_rng = ctx.make_rng(2);
   const auto view = dl::data::AugmentConfig::moco_view();
@@ -180,6 +188,7 @@ Curves train(dl::Context<D>& ctx, Learner& learner, const dl::data::Dataset& tra
                  pos.step + 1);
     }
   }
+  dl::dist::DataParallel<float, D> dp(ctx, learner.net, learner.trainable());  // rank 0's net; averaged gradients
   dl::io::ProgressMeter meter(epochs, label);
   const auto t0 = std::chrono::steady_clock::now();
   learner.train(true);
@@ -187,11 +196,11 @@ Curves train(dl::Context<D>& ctx, Learner& learner, const dl::data::Dataset& tra
     if (b.x.extent(0) < 2) return false;  // a contrastive batch needs a negative; BN needs two series
     auto views = dl::data::make_two_views(b, view, view, aug_rng);
     if (global == a.run.inject_nan_at) views.view1.data()[0] = std::numeric_limits<float>::quiet_NaN();
-    auto loss = learner.loss(dl::constant(ctx, stage(std::move(views.view1))),
-                             dl::constant(ctx, stage(std::move(views.view2))));
+    auto loss = learner.loss(dl::constant(ctx, stage(dl::dist::shard_rows(views.view1, comm))),
+                             dl::constant(ctx, stage(dl::dist::shard_rows(views.view2, comm))));
     dl::optim::require_finite(loss.contrastive, "L_con", at);
     dl::optim::require_finite(loss.distillation, "L_dis", at);
-    const double total = dl::optim::checked_step(*opt, loss.total, at);
+    const double total = dl::optim::checked_step(*opt, loss.total, at, dp);
     sum += total;
     sum_con += loss.contrastive;
     sum_dis += loss.balance * loss.distillation;
@@ -205,7 +214,9 @@ Curves train(dl::Context<D>& ctx, Learner& learner, const dl::data::Dataset& tra
     sum = sum_con = sum_dis = 0;
     return mean;
   };
-  dl::examples::run_epochs(loader, epochs, pos, a.run, state, meter, [](std::int64_t) {}, train_step, close_epoch);
+  // Rank 0 writes the training state (every rank holds the same one); all ranks read it on --resume.
+  dl::examples::run_epochs(loader, epochs, pos, a.run, comm.rank() == 0 ? state : nullptr, meter, [](std::int64_t) {},
+                           train_step, close_epoch);
   c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return c;
 }
@@ -223,7 +234,7 @@ fs::path cached_teacher_path(const Args& a, const std::string& dataset) {
 /// cached. It gets its own context seeded like a teacher run's, so it is the same network a `--variant teacher` run
 /// with the same seed and epochs produces (on the run's device).
 template <class D>
-fs::path teacher_for(const Args& a, const dl::data::Dataset& train_set, index_t batch) {
+fs::path teacher_for(const Args& a, const dl::data::Dataset& train_set, index_t batch, const dl::dist::World& world) {
   if (!a.teacher.empty()) return a.teacher;
   const fs::path cached = cached_teacher_path(a, train_set.name);
   if (fs::exists(cached)) {
@@ -233,17 +244,21 @@ fs::path teacher_for(const Args& a, const dl::data::Dataset& train_set, index_t 
   fmt::print("disco: no teacher given and none cached at {}: training one ({} epochs)\n", cached.string(),
              a.teacher_epochs);
   dl::examples::RunContexts<D> tctx(a.threads, a.seed, a.device);
+  dl::examples::join_ranks(tctx.device, world, a.sync_bn, "disco");
   dl::models::DiscoLearner<TeacherNet<D>> learner(tctx.device, learner_config(a, train_set.size(), batch));
   train(tctx.device, learner, train_set, batch, a.teacher_epochs, a, "teacher " + train_set.name);
-  fs::create_directories(cached.parent_path().empty() ? fs::path(".") : cached.parent_path());
-  dl::save_checkpoint(cached, learner.net);
+  if (world.is_root()) {
+    fs::create_directories(cached.parent_path().empty() ? fs::path(".") : cached.parent_path());
+    dl::save_checkpoint(cached, learner.net);
+  }
+  world.comm()->barrier();  // the other ranks read the file rank 0 just wrote
   return cached;
 }
 
 template <class D, class Net>
-int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant variant) {
+int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant variant, const dl::dist::World& world) {
   const auto& train_set = splits.train;
-  const index_t batch = std::min(a.batch, train_set.size());
+  const index_t batch = dl::examples::global_batch(a.batch, train_set.size(), *world.comm());
   const index_t L = train_set.length();
   const bool distill = dl::models::uses_teacher(variant);
   const auto bn = dl::nn::parse_teacher_bn(a.teacher_bn);
@@ -253,20 +268,21 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
   fs::path teacher_path;
   dl::examples::RunContexts<D> contexts(a.threads, a.seed, a.device);  // no GPU / device N absent: fails here
   auto& ctx = contexts.device;
+  const std::string ranks = dl::examples::join_ranks(ctx, world, a.sync_bn, "disco");
   if (distill) {
-    teacher_path = teacher_for<D>(a, train_set, batch);
+    teacher_path = teacher_for<D>(a, train_set, batch, world);
     teacher = std::make_unique<Teacher<D>>(ctx, teacher_path, bn);
   }
   const auto cfg = learner_config(a, train_set.size(), batch);
   dl::models::DiscoLearner<Net, TeacherNet<D>> learner(ctx, cfg, teacher.get());
   const std::string device = dl::examples::describe_device(ctx);
   fmt::print("disco: {} ({} train / {} test series, length {}, {} classes), variant {}, {} epochs, batch {}, {}, "
-             "{} threads, device {}\n",
+             "{} threads, device {}{}\n",
              train_set.name, train_set.size(), splits.test.size(), L, train_set.num_classes,
              dl::models::variant_name(variant), a.epochs, batch,
              learner.in_batch() ? std::string("in-batch SimCLR negatives (N < 64)")
                                 : fmt::format("MoCo queue K = {}", cfg.queue_size),
-             a.threads, device);
+             a.threads, device, ranks);
   // The training state of this run: everything train() needs to continue after a kill (--resume).
   dl::io::TrainState state(a.run.out);
   using Match = dl::io::TrainState::Match;
@@ -278,8 +294,10 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
       .config("queue", cfg.queue_size).config("balance", a.balance).config("shuffle_groups", a.shuffle_groups)
       .config("teacher", distill ? dl::io::file_fingerprint(teacher_path) : std::string("none"))
       .config("teacher_bn", a.teacher_bn).config("threads", a.threads, Match::Warn)
-      .config("device", a.device, Match::Warn);
+      .config("device", a.device, Match::Warn).config("ranks", world.size(), Match::Warn)
+      .config("sync_bn", a.sync_bn ? 1 : 0, Match::Warn);
   const Curves c = train(ctx, learner, train_set, batch, a.epochs, a, train_set.name, &state);
+  if (!world.is_root()) return 0;  // rank 0 evaluates and writes the outputs
 
   learner.train(false);
   const std::string dir = a.run.out + "/";
@@ -287,7 +305,7 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
   tags.set("method", "disco").set("variant", dl::models::variant_name(variant)).set("seed", double(a.seed))
       .set("optim", a.optim)
       .set("cpu_isa", dl::isa_name(contexts.host().isa())).set("device", device)
-      .set("device_kind", dl::examples::device_kind(ctx))
+      .set("device_kind", dl::examples::device_kind(ctx)).set("ranks", double(world.size()))
       .set("epochs", double(a.epochs)).set("batch", batch).set("queue", cfg.queue_size)
       .set("in_batch_negatives", learner.in_batch()).set("train_seconds", c.seconds)
       .set("final_loss", c.total.back()).set("final_con", c.con.back()).set("final_dis", c.dis.back())
@@ -324,19 +342,21 @@ int run_variant(const Args& a, const dl::data::UcrSplits& splits, DiscoVariant v
 }
 
 template <class D>
-int run(const Args& a) {
-  dl::examples::prepare_output_dir("--out", a.run.out);  // before any work: a bad --out fails now, not after training
-  for (const char* stale : {"metrics.json", "metrics.csv"})  // never left from an earlier or failed run
-    std::filesystem::remove(std::filesystem::path(a.run.out) / stale);
+int run(const Args& a, const dl::dist::World& world) {
+  if (world.is_root()) {
+    dl::examples::prepare_output_dir("--out", a.run.out);  // before any work: a bad --out fails now, not after training
+    for (const char* stale : {"metrics.json", "metrics.csv"})  // never left from an earlier or failed run
+      std::filesystem::remove(std::filesystem::path(a.run.out) / stale);
+  }
   dl::data::UcrOptions uo;
   uo.root = a.data_root;
   const auto splits = dl::data::load_ucr(a.dataset, uo);  // TEST length and labels checked against TRAIN
   dl::data::require_trainable(splits.train, "disco");
   switch (dl::models::parse_disco_variant(a.variant)) {
-    case DiscoVariant::Teacher: return run_variant<D, TeacherNet<D>>(a, splits, DiscoVariant::Teacher);
-    case DiscoVariant::Student: return run_variant<D, StudentNet<D>>(a, splits, DiscoVariant::Student);
-    case DiscoVariant::Disco: return run_variant<D, StudentNet<D>>(a, splits, DiscoVariant::Disco);
-    case DiscoVariant::DiscoWide: return run_variant<D, WideNet<D>>(a, splits, DiscoVariant::DiscoWide);
+    case DiscoVariant::Teacher: return run_variant<D, TeacherNet<D>>(a, splits, DiscoVariant::Teacher, world);
+    case DiscoVariant::Student: return run_variant<D, StudentNet<D>>(a, splits, DiscoVariant::Student, world);
+    case DiscoVariant::Disco: return run_variant<D, StudentNet<D>>(a, splits, DiscoVariant::Disco, world);
+    case DiscoVariant::DiscoWide: return run_variant<D, WideNet<D>>(a, splits, DiscoVariant::DiscoWide, world);
   }
   return 1;
 }
@@ -344,8 +364,8 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return dl::examples::guarded_main("disco", [&] {
+  return dl::examples::ranks_main("disco", argc, argv, [&](const dl::dist::World& world) {
     const Args a = parse(argc, argv);
-    return dl::examples::with_device(a.device, [&]<class D>() { return run<D>(a); });
+    return dl::examples::with_device(a.device, [&]<class D>() { return run<D>(a, world); });
   });
 }

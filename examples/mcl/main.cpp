@@ -475,7 +475,8 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return dl::examples::guarded_main("mcl", [&] {
+  return dl::examples::ranks_main("mcl", argc, argv, [&](const dl::dist::World& world) {
+    dl::examples::require_single_rank(world, "mcl");
     const Args a = parse(argc, argv);
     return dl::examples::with_device(a.device, [&]<class D>() { return run<D>(a); });
   });

@@ -46,3 +46,7 @@
 #include "distill/eval/knn.hpp"
 #include "distill/eval/linear_probe.hpp"
 #include "distill/eval/metrics.hpp"
+#include "distill/dist/data_parallel.hpp"
+#include "distill/dist/gather.hpp"
+#include "distill/dist/world.hpp"
+#include "distill/optim/divergence.hpp"

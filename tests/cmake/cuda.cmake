@@ -4,6 +4,9 @@
 #   test_cuda_gpu : the same kernel comparisons on a real GPU (distill::cuda, DISTILL_CUDA=ON only); exits 77,
 #                   reported by CTest as skipped, when no device is present. test_cuda_{ops,train,losses,disco,mcl}_gpu: the
 #                   device-path tests against the real backend, likewise.
+#   test_nccl_gpu : the NCCL engine (dist/nccl.hpp) on a real GPU, world size 1 (DISTILL_CUDA=ON with NCCL and MPI
+#                   found: distill::cuda defines DISTILL_WITH_NCCL); skipped (77) without a device. World size 2:
+#                   the mpirun line in tests/gpu/test_nccl_gpu.cpp.
 #   test_cuda_ops / test_cuda_train / test_cuda_losses / test_cuda_disco / test_cuda_mcl : the autograd ops, a
 #                   whole training step, the fused losses, DisCo steps and MCL steps on the Cuda device (emulated)
 #                   against the Cpu device; they use only the host API.
@@ -44,4 +47,12 @@ if(TARGET distill_cuda)
       set_tests_properties(${t}_gpu PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
     endif()
   endforeach()
+endif()
+
+# The NCCL engine: only when distill::cuda was built with it (DISTILL_CUDA_NCCL, set by cmake/cuda.cmake).
+if(TARGET distill_cuda AND DISTILL_CUDA_NCCL)
+  add_executable(test_nccl_gpu ${CMAKE_CURRENT_SOURCE_DIR}/gpu/test_nccl_gpu.cpp)
+  target_link_libraries(test_nccl_gpu PRIVATE distill::cuda distill::mpi Catch2::Catch2 distill_build_flags)
+  add_test(NAME test_nccl_gpu COMMAND test_nccl_gpu)
+  set_tests_properties(test_nccl_gpu PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
 endif()

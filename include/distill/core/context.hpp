@@ -4,12 +4,14 @@
 // also its caching host allocator and the instruction-set level of its kernels, core/isa.hpp); the
 // Cuda specialisation (include/distill/cuda/context.hpp) adds stream, cuBLAS handle and workspace. distill has no global
 // mutable state: two contexts in one process are fully independent. A context must outlive every tensor and
-// Var created through it.
+// Var created through it. Every context also holds the communicator of its ranks (core/communicator.hpp): the single
+// process by default; dist/mpi.hpp (host memory) and dist/nccl.hpp (CUDA memory) give data-parallel ranks.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 
+#include "distill/core/communicator.hpp"
 #include "distill/core/device.hpp"
 #include "distill/core/error.hpp"
 #include "distill/core/host_pool.hpp"
@@ -22,7 +24,8 @@ namespace distill {
 /// State shared by every device's context.
 class ContextBase {
 public:
-  explicit ContextBase(int threads = 1, std::uint64_t seed = 0) : threads_(threads), seed_(seed), rng_(seed, 0) {
+  explicit ContextBase(int threads = 1, std::uint64_t seed = 0)
+      : threads_(threads), seed_(seed), rng_(seed, 0), comm_(std::make_shared<SingleProcess>()) {
     DISTILL_CHECK(threads >= 1, "Context: thread count must be >= 1, got ", threads);
   }
   ContextBase(const ContextBase&) = delete;
@@ -46,11 +49,36 @@ public:
   bool grad_enabled() const noexcept { return grad_enabled_; }
   void set_grad_enabled(bool on) noexcept { grad_enabled_ = on; }
 
+  /// The ranks this context trains with (core/communicator.hpp): rank, world size and collectives. The single
+  /// process unless set_communicator() was given another (dist::init, dist/mpi.hpp). Contexts may share one.
+  Communicator& comm() const noexcept { return *comm_; }
+  const std::shared_ptr<Communicator>& communicator() const noexcept { return comm_; }
+  int rank() const noexcept { return comm_->rank(); }
+  int world_size() const noexcept { return comm_->size(); }
+
+  /// Synchronized batch norm: in training mode, batch_norm normalises with the statistics of the whole global batch
+  /// (every rank's rows) instead of this rank's rows; the backward all-reduces the matching sums. Off by default
+  /// (per-rank statistics, as torch DistributedDataParallel). No effect on a world of size 1.
+  bool sync_batch_norm() const noexcept { return sync_bn_; }
+  void set_sync_batch_norm(bool on) noexcept { sync_bn_ = on; }
+
+protected:
+  void set_communicator_base(std::shared_ptr<Communicator> c, CommMemory expected, const char* device) {
+    DISTILL_CHECK(c != nullptr, "Context::set_communicator: null communicator");
+    DISTILL_CHECK(c->size() == 1 || c->memory() == expected, "Context::set_communicator: the ", c->engine(),
+                  " communicator works on ", c->memory() == CommMemory::host ? "host" : "device",
+                  " memory, but a ", device, " context's tensors live in ",
+                  expected == CommMemory::host ? "host" : "device", " memory");
+    comm_ = std::move(c);
+  }
+
 private:
   int threads_;
   std::uint64_t seed_;
   CounterRng rng_;
   bool grad_enabled_ = true;
+  std::shared_ptr<Communicator> comm_;
+  bool sync_bn_ = false;
 };
 
 template <class D>
@@ -83,6 +111,9 @@ public:
     t.fill(T(0));
     return t;
   }
+
+  /// Ranks over host memory (the single process, or MPI: dist/mpi.hpp).
+  void set_communicator(std::shared_ptr<Communicator> c) { set_communicator_base(std::move(c), CommMemory::host, "Cpu"); }
 
   /// The caching host allocator: freed blocks are kept for the next step (see core/host_pool.hpp).
   /// `host_pool().release()` returns the cache to the system; `set_enabled(false)` turns caching off.

@@ -38,6 +38,15 @@ struct DeviceOps<Cpu> {
   static Tensor<T, R, Cpu> to_host(Context<Cpu>&, const Tensor<T, R, Cpu>& t) {
     return t.clone();
   }
+  /// dst[0, n) = src[0, n) and x[0, n) *= a (the collectives' packing and averaging).
+  template <class T>
+  static void copy(Context<Cpu>&, T* dst, const T* src, index_t n) {
+    if (n) std::memcpy(dst, src, sizeof(T) * static_cast<std::size_t>(n));
+  }
+  template <class T>
+  static void scale(Context<Cpu>&, T* x, T a, index_t n) {
+    for (index_t i = 0; i < n; ++i) x[i] *= a;
+  }
 };
 
 /// Device-generic code can move tensors with to_device / to_host whatever its device: on the Cpu device both are

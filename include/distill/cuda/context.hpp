@@ -51,6 +51,11 @@ public:
   /// Waits for all work enqueued through this context.
   void synchronize() { cuda::synchronize(*this); }
 
+  /// Ranks over device memory: NCCL (dist/nccl.hpp) for a world larger than one.
+  void set_communicator(std::shared_ptr<Communicator> c) {
+    set_communicator_base(std::move(c), CommMemory::device, "Cuda");
+  }
+
   const cuda::DeviceInfo& device_info() const noexcept { return cuda::info(*state_); }
   int device() const noexcept { return device_info().index; }
   /// True when the kernels run on the SIMT emulator (CPU) rather than a GPU.

@@ -59,6 +59,16 @@ struct DeviceOps<Cuda> {
   static Tensor<T, R, Cpu> to_host(Context<Cuda>& ctx, const Tensor<T, R, Cuda>& t) {
     return ::distill::to_host(ctx, t);
   }
+  /// dst[0, n) = src[0, n) and x[0, n) *= a, in device memory (the collectives' packing and averaging).
+  template <class T>
+  static void copy(Context<Cuda>& ctx, T* dst, const T* src, index_t n) {
+    if (n) cuda::copy_on_device(ctx, dst, src, sizeof(T) * static_cast<std::size_t>(n));
+  }
+  template <class T>
+  static void scale(Context<Cuda>& ctx, T* x, T a, index_t n) {
+    static_assert(cuda::Real<T>, "DeviceOps<Cuda>::scale supports float and double.");
+    if (n) cuda::scale<T>(ctx, x, x, a, n);
+  }
 };
 
 }  // namespace distill

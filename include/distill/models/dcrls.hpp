@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "distill/dist/gather.hpp"
 #include "distill/losses/contrastive.hpp"
 #include "distill/losses/distillation.hpp"
 #include "distill/models/resnet1d.hpp"
@@ -101,15 +102,24 @@ public:
     const index_t B = x1.extent(0);
     auto f = encoder.forward_blocks(concat0(x1, x2));
     std::array<Var<T, 2, D>, 3> z{head1(f.pooled[0]), head2(f.pooled[1]), head3(f.pooled[2])};
+    // On data-parallel ranks the losses see the global batch: every rank's rows of each view, gathered
+    // (dist/gather.hpp; the same tensors as z on a single process).
+    const bool global = x1.ctx().world_size() > 1;
     DcrlsLoss<T, D> out;
+    const bool sd_on = cfg_.variant == DcrlsVariant::AllBlocksSD && cfg_.lambda_sd != 0;
     const int first = cfg_.variant == DcrlsVariant::LastBlock ? 2 : 0;
     for (int b = first; b < 3; ++b) {
       auto [z1, z2] = split0(z[b], B);
+      if (global) {
+        z1 = dist::all_gather_rows(z1);
+        z2 = dist::all_gather_rows(z2);
+        if (sd_on) z[b] = concat0(z1, z2);
+      }
       auto l = losses::nt_xent(z1, z2, cfg_.tau);
       out.total = out.total.defined() ? add(out.total, l) : l;
     }
     out.contrastive = item(out.total);
-    if (cfg_.variant == DcrlsVariant::AllBlocksSD && cfg_.lambda_sd != 0) {
+    if (sd_on) {
       auto teacher = z[2].detach();
       Var<T, 0, D> sd;
       for (int b = 0; b < 2; ++b) {

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "distill/dist/gather.hpp"
 #include "distill/losses/disco.hpp"
 #include "distill/models/resnet1d.hpp"
 #include "distill/nn/frozen.hpp"
@@ -155,15 +156,19 @@ public:
     DISTILL_CHECK(x1.extent(0) >= 2, "DiscoLearner: a contrastive batch needs >= 2 series, got ",
                   to_string(x1.shape()));
     const losses::DiscoLossOptions lo{.tau = cfg_.tau, .balance = cfg_.balance};
-    Var<T, 2, D> q1 = net(x1), q2, k, t1, t2;
-    if (in_batch() || distills()) q2 = net(x2);
+    // On data-parallel ranks the loss sees the global batch: every rank's rows of each output, gathered
+    // (dist/gather.hpp), and the queue takes every rank's keys in rank order (the same queue on every rank).
+    const bool global = x1.ctx().world_size() > 1;
+    auto rows = [global](const Var<T, 2, D>& v) { return global && v.defined() ? dist::all_gather_rows(v) : v; };
+    Var<T, 2, D> q1 = rows(net(x1)), q2, k, t1, t2;
+    if (in_batch() || distills()) q2 = rows(net(x2));
     if (distills()) {
-      t1 = (*teacher_)(x1);
-      t2 = (*teacher_)(x2);
+      t1 = rows((*teacher_)(x1));
+      t2 = rows((*teacher_)(x2));
     }
     if (in_batch()) return losses::disco_loss(q1, q2, k, Tensor<T, 2, D>{}, t1, t2, lo);
     key->update(net);
-    k = key->keys(x2);
+    k = rows(key->keys(x2));
     auto out = losses::disco_loss(q1, q2, k, key->queue(), t1, t2, lo);
     key->enqueue(k);  // the loss holds its own copy of the negatives
     return out;

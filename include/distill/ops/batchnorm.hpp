@@ -9,10 +9,17 @@
 // The backward (training mode) differentiates through the batch statistics:
 //   dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy * xhat)),  dgamma = sum(dy * xhat),  dbeta = sum(dy).
 // Nothing [B, C, L]-sized is saved: the backward recomputes xhat from x and the per-channel mean/invstd.
+// Synchronized batch norm (ctx.sync_batch_norm() on a world of more than one rank, core/communicator.hpp): training
+// mode normalises with the statistics of the global batch (every rank's rows; the per-rank counts, means and biased
+// variances are all-gathered and merged in rank order, Chan's parallel formula, so every rank gets the same numbers),
+// and the backward all-reduces sum(dy) and sum(dy * xhat) for dx; dgamma / dbeta stay this rank's sums (the gradient
+// average over ranks completes them), as torch.nn.SyncBatchNorm. Cpu device only for now.
 // Cuda: kernels/batchnorm.cuh through ops_detail::batch_norm_cuda (the same semantics).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <span>
 #include <vector>
 
 #include "distill/autograd/var.hpp"
@@ -83,6 +90,37 @@ Var<T, R, Cuda> batch_norm_cuda(const Var<T, R, Cuda>& x, const Var<T, 1, Cuda>&
 }
 }  // namespace ops_detail
 
+namespace ops_detail {
+/// Synchronized batch norm's statistics: this rank's count n and per-channel mean / biased variance, all-gathered
+/// and merged in rank order (Chan et al.'s pairwise update). Returns the global count; m and v become global.
+inline index_t merge_rank_statistics(Communicator& comm, index_t n, std::vector<double>& m, std::vector<double>& v) {
+  const std::size_t C = m.size(), per = 1 + 2 * C, W = static_cast<std::size_t>(comm.size());
+  std::vector<double> mine(per), all(per * W);
+  mine[0] = double(n);
+  std::copy(m.begin(), m.end(), mine.begin() + 1);
+  std::copy(v.begin(), v.end(), mine.begin() + 1 + static_cast<std::ptrdiff_t>(C));
+  comm.all_gather(std::span<const double>(mine), std::span<double>(all));
+  double na = 0;
+  std::vector<double> mean(C, 0.0), m2(C, 0.0);
+  for (std::size_t r = 0; r < W; ++r) {
+    const double* p = all.data() + r * per;
+    const double nb = p[0], nab = na + nb;
+    if (nb == 0) continue;
+    for (std::size_t c = 0; c < C; ++c) {
+      const double delta = p[1 + c] - mean[c];
+      mean[c] += delta * nb / nab;
+      m2[c] += p[1 + C + c] * nb + delta * delta * na * nb / nab;
+    }
+    na = nab;
+  }
+  for (std::size_t c = 0; c < C; ++c) {
+    m[c] = mean[c];
+    v[c] = m2[c] / na;
+  }
+  return static_cast<index_t>(na);
+}
+}  // namespace ops_detail
+
 /// Batch normalisation of x [B, C, L] or [B, C] (BatchNorm1d). gamma, beta: [C] or undefined (no affine).
 /// running_mean / running_var: [C], updated in place in training mode; they may be undefined tensors in
 /// training mode (no running statistics, track_running_stats=False), and are required in eval mode.
@@ -111,7 +149,11 @@ Var<T, R, D> batch_norm(const Var<T, R, D>& x, const Var<T, 1, D>& gamma, const 
                   to_string(running_mean.shape()), " / running_var ", to_string(running_var.shape()),
                   " must have shape ", to_string(cs), " for an input of shape ", to_string(xs));
   }
-  const index_t N = B * L;
+  auto& ctx = x.ctx();
+  const bool sync = opt.training && ctx.sync_batch_norm() && ctx.world_size() > 1;
+  DISTILL_CHECK(!sync || !ops_detail::is_cuda<D>, "batch_norm: synchronized batch norm runs on the Cpu device only; "
+                "on Cuda ranks use per-rank statistics (Context::set_sync_batch_norm(false))");
+  index_t N = B * L;
   if (opt.training) {
     DISTILL_CHECK(N > 1, "batch_norm: Expected more than 1 value per channel when training, got input of shape ",
                   to_string(xs));
@@ -122,7 +164,6 @@ Var<T, R, D> batch_norm(const Var<T, R, D>& x, const Var<T, 1, D>& gamma, const 
   if constexpr (ops_detail::is_cuda<D>) {
     return ops_detail::batch_norm_cuda(x, gamma, beta, running_mean, running_var, opt, B, C, L);
   } else {
-    auto& ctx = x.ctx();
     const int nt = ops_detail::threads_for(ctx, x.numel());
 
     // Per-channel statistics used for normalisation (saved for the backward as T).
@@ -130,6 +171,7 @@ Var<T, R, D> batch_norm(const Var<T, R, D>& x, const Var<T, 1, D>& gamma, const 
     if (opt.training) {
       std::vector<double> m(static_cast<std::size_t>(C)), v(static_cast<std::size_t>(C));
       cpu::batch_norm_stats(ctx.threads(), x.value().data(), B, C, L, m.data(), v.data());
+      if (sync) N = ops_detail::merge_rank_statistics(ctx.comm(), N, m, v);
       const double mom = opt.momentum, unbias = double(N) / double(N - 1);
       for (index_t c = 0; c < C; ++c) {
         mean[c] = static_cast<T>(m[c]);
@@ -153,7 +195,7 @@ Var<T, R, D> batch_norm(const Var<T, R, D>& x, const Var<T, 1, D>& gamma, const 
     Tensor<T, R, D> out(xs);
     cpu::channel_affine(nt, x.value().data(), out.data(), B, C, L, mean.data(), scale.data(), shift.data());
 
-    auto backward = [x, gamma, beta, mean, invstd, scale, training = opt.training, B, C, L, N](
+    auto backward = [x, gamma, beta, mean, invstd, scale, training = opt.training, B, C, L, N, sync](
                         const Tensor<T, R, D>& g) mutable {
       const bool need_x = x.requires_grad();
       const bool need_g = gamma.defined() && gamma.requires_grad();
@@ -173,6 +215,11 @@ Var<T, R, D> batch_norm(const Var<T, R, D>& x, const Var<T, 1, D>& gamma, const 
         for (index_t c = 0; c < C; ++c) gb[c] += static_cast<T>(sdy[c]);
       }
       if (!need_x) return;
+      if (training && sync) {  // dx needs the global sums (every rank takes this branch: the same graph runs)
+        sdy.insert(sdy.end(), sdyx.begin(), sdyx.end());
+        x.ctx().comm().all_reduce(std::span<double>(sdy));
+        std::copy(sdy.begin() + C, sdy.end(), sdyx.begin());
+      }
       const int nt = ops_detail::threads_for(x.ctx(), x.numel());
       auto& gx = x.grad_buffer();
       if (!training) {

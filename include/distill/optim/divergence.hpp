@@ -112,13 +112,19 @@ void require_finite_values(const ParamList<T, D>& ps, const TrainPosition& at) {
 
 /// One optimizer step with every check of the protocol above: the loss value must be finite (named "total"),
 /// then zero_grad, backward, finite gradients, step, finite parameters. Returns the loss value (one host read; on
-/// the Cuda device a copy).
-template <class T, class D>
-double checked_step(Optimizer<T, D>& opt, Var<T, 0, D>& loss, const TrainPosition& at) {
+/// the Cuda device a copy). `after_backward()` runs between the backward and the checks (data-parallel training
+/// passes its gradient all-reduce, dist/data_parallel.hpp).
+struct NoHook {
+  void operator()() const noexcept {}
+};
+template <class T, class D, class AfterBackward = NoHook>
+double checked_step(Optimizer<T, D>& opt, Var<T, 0, D>& loss, const TrainPosition& at,
+                    AfterBackward&& after_backward = {}) {
   const double value = item(loss);
   require_finite(value, "total", at);
   opt.zero_grad();
   loss.backward();
+  after_backward();  // e.g. dist::DataParallel: gradients -> their mean over ranks (a NaN on one rank reaches all)
   require_finite_gradients(opt.params(), at);
   opt.step();
   require_finite_values(opt.params(), at);
