@@ -66,6 +66,8 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDISTILL_CUDA=ON -DD
   || { cat "$build.configure.log"; exit 1; }
 targets=(test_cuda_gpu test_cuda_ops_gpu test_cuda_train_gpu test_cuda_losses_gpu test_cuda_disco_gpu
          test_cuda_mcl_gpu bench_cuda_conv1d dcrls)
+# The NCCL engine's test, where the build has it (DISTILL_CUDA=ON with NCCL and MPI found).
+if cmake --build "$build" --target help 2>/dev/null | grep -q "test_nccl_gpu"; then targets+=(test_nccl_gpu); fi
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}"
 
 if [ -z "$gpu" ]; then
