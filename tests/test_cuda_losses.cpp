@@ -33,7 +33,7 @@ constexpr double tol() {
 template <class V>
 constexpr bool on_cuda = std::is_same_v<typename std::remove_cvref_t<V>::device_type, Cuda>;
 
-// The public losses on either device: the Cuda overloads dispatch to distill/cuda/losses.hpp after the shared checks.
+// The public losses on either device: the Cuda overloads dispatch to distill/losses/fused_cuda.hpp after the shared checks.
 template <class V>
 auto nt_xent_any(const V& a, const V& b, double tau) {
   return losses::nt_xent(a, b, tau);

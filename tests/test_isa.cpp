@@ -16,7 +16,7 @@
 #include "distill/cpu/conv1d.hpp"
 #include "distill/cpu/losses_gemm.hpp"
 #include "distill/cpu/losses_simd.hpp"
-#include "distill/ops/conv1d_geometry.hpp"
+#include "distill/problems/conv1d.hpp"
 #include "support/compare.hpp"
 
 using namespace distill;

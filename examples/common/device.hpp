@@ -20,7 +20,7 @@
 #include <type_traits>
 
 #include "distill/core/context.hpp"
-#include "distill/core/device_ops.hpp"
+#include "distill/backend/device_ops.hpp"
 #include "distill/core/error.hpp"
 #include "distill/core/isa.hpp"
 #include "distill/dist/world.hpp"

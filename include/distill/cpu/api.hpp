@@ -16,7 +16,8 @@
 #include "distill/core/shape.hpp"
 #include "distill/core/tensor.hpp"
 #include "distill/cpu/exec.hpp"
-#include "distill/ops/conv1d_geometry.hpp"
+#include "distill/problems/conv1d.hpp"
+#include "distill/problems/similarity.hpp"
 
 namespace distill::cpu {
 
@@ -148,21 +149,11 @@ namespace distill::cpu::fused {
 
 using cpu::Exec;
 
-/// F.normalize's epsilon: rows are divided by max(||x||, eps).
-inline constexpr double kNormEps = 1e-12;
+using problems::fixed_shift_ok;     // problems/similarity.hpp: shared with the Cuda side
+using problems::fixed_shift_range;
+using problems::kNormEps;
 /// Default tile edge (rows and columns of one similarity tile); a multiple of 16 and of the micro-kernel's 6.
 inline constexpr index_t kTile = 96;
-
-/// Largest logit range (max - min) for which one fixed shift keeps exp() inside T's normal range.
-template <class T>
-constexpr double fixed_shift_range() {
-  return std::is_same_v<T, float> ? 80.0 : 700.0;
-}
-/// True if logits bounded by |x| <= bound can all be shifted by the constant `bound`.
-template <class T>
-bool fixed_shift_ok(double bound) {
-  return 2.0 * bound <= fixed_shift_range<T>();
-}
 
 /// Rows of an embedding set: row i at z + i * dp (columns d..dp zero), its packed transpose (panel p holds rows
 /// 16p..16p+15 as [dp x 16], rows beyond n zero) and, when normalised, the input norms.

@@ -1,7 +1,7 @@
 // distill/cpu/conv1d.hpp -- raw CPU kernels of a stride-1 conv1d: forward, grad-input, grad-weight (+ bias).
 //
 // Layouts (contiguous, row-major): x [B, Cin, L], w [Cout, Cin, K], y / dy [B, Cout, Lout]; see
-// ops/conv1d_geometry.hpp for the padding rule. All three passes are implicit GEMMs on one register-blocked
+// problems/conv1d.hpp for the padding rule. All three passes are implicit GEMMs on one register-blocked
 // micro-kernel (MR x NR accumulators; AVX2+FMA intrinsics at the avx2 and avx512 levels, a portable loop at the
 // portable level). The passes are compiled once per instruction-set level (cpu/conv1d_isa.inl, included below
 // inside the target regions of cpu/isa.hpp) and the level of the caller's Exec picks one at run time.
@@ -35,7 +35,7 @@
 #include "distill/cpu/api.hpp"
 #include "distill/cpu/exec.hpp"
 #include "distill/core/isa_regions.hpp"
-#include "distill/ops/conv1d_geometry.hpp"
+#include "distill/problems/conv1d.hpp"
 
 namespace distill::cpu {
 

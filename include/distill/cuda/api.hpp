@@ -28,7 +28,7 @@
 
 #include "distill/core/device.hpp"
 #include "distill/core/shape.hpp"
-#include "distill/ops/conv1d_geometry.hpp"
+#include "distill/problems/conv1d.hpp"
 
 namespace distill {
 
@@ -351,7 +351,7 @@ void batch_norm_backward_eval(Context<Cuda>& ctx, const BatchNormShape& s, const
 // ------------------------------------------------------------------------------------------------------------
 // conv1d, stride 1, zero padding, optional dilation: direct implicit GEMM on [B, C, L] (no im2col buffer)
 //   y[b, o, t] = bias[o] + sum_{c, u} w[o, c, u] * x[b, c, t + u*dilation - pad_left],   t in [0, out_length)
-// The geometry (PyTorch's 'same' rule for even k, 'valid') comes from ops/conv1d_geometry.hpp. batch == 0 is an
+// The geometry (PyTorch's 'same' rule for even k, 'valid') comes from problems/conv1d.hpp. batch == 0 is an
 // empty no-op (grad-weight then writes zeros unless accumulating).
 // ------------------------------------------------------------------------------------------------------------
 struct Conv1dShape {

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "distill/core/context.hpp"
-#include "distill/core/device_ops.hpp"
+#include "distill/backend/device_ops.hpp"
 #include "distill/core/error.hpp"
 #include "distill/core/tensor.hpp"
 

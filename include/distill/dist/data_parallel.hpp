@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "distill/core/communicator.hpp"
-#include "distill/core/device_ops.hpp"
+#include "distill/backend/device_ops.hpp"
 #include "distill/optim/param_list.hpp"
 
 namespace distill::dist {

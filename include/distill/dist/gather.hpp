@@ -19,7 +19,7 @@
 
 #include "distill/autograd/var.hpp"
 #include "distill/core/communicator.hpp"
-#include "distill/core/device_ops.hpp"
+#include "distill/backend/device_ops.hpp"
 
 namespace distill::dist {
 

@@ -150,16 +150,6 @@ void require_host(const Tn&) {
 }
 template <class Tn>
 inline constexpr bool on_cuda = std::is_same_v<typename std::remove_cvref_t<Tn>::device_type, Cuda>;
-/// The context of a module's first Cuda parameter (device tensors of a module travel through it), or null.
-template <class M>
-Context<Cuda>* cuda_context_of(M& m) {
-  Context<Cuda>* ctx = nullptr;
-  m.for_each_parameter([&](std::string_view, auto& v) {
-    if constexpr (on_cuda<decltype(v.value())>)
-      if (!ctx) ctx = &v.ctx();
-  });
-  return ctx;
-}
 /// Where a planned load writes: host memory (ctx null) or device memory through ctx. The function pointers are
 /// taken only where a Cuda destination is seen, so Cpu-only programs never reference the CUDA library.
 struct Destination {
@@ -239,7 +229,7 @@ public:
       m.for_each_buffer([&](std::string_view name, const auto& t) {
         const std::string full = ckpt_detail::joined(prefix, name);
         if constexpr (ckpt_detail::on_cuda<decltype(t)>)
-          put(ckpt_detail::require_context(ckpt_detail::cuda_context_of(m), full), full, t);
+          put(ckpt_detail::require_context(cuda_context_of(m), full), full, t);
         else
           put(full, t);
       });
@@ -317,7 +307,7 @@ public:
       const std::string full = ckpt_detail::joined(prefix, name);
       plan.emplace_back(&checked_for(full, t), static_cast<void*>(t.data()));
       if constexpr (ckpt_detail::on_cuda<decltype(t)>) {
-        if (!ctx) ctx = ckpt_detail::cuda_context_of(m);
+        if (!ctx) ctx = cuda_context_of(m);
         device.push_back(ckpt_detail::destination_of<decltype(t)>(&ckpt_detail::require_context(ctx, full)));
       } else {
         device.emplace_back();

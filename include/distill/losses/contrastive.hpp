@@ -6,7 +6,7 @@
 // Each is one autograd op: the forward saves the normalised rows (plus their packed transpose), the input norms
 // and one log-sum-exp per row, never an N x N matrix; the backward recomputes the similarity tiles
 // (cpu/losses.hpp). Formulas, masks and gradients: docs/losses.md. Results are rank-0 Vars. On the Cuda device the
-// same checks run, then distill/cuda/losses.hpp (flash-style kernels, kernels/similarity.cuh; docs/cuda.md).
+// same checks run, then distill/losses/fused_cuda.hpp (flash-style kernels, kernels/similarity.cuh; docs/cuda.md).
 #pragma once
 
 #include <memory>
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "distill/autograd/var.hpp"
-#include "distill/cuda/losses.hpp"
+#include "distill/losses/fused_cuda.hpp"
 #include "distill/losses/detail.hpp"
 #include "distill/losses/queue.hpp"
 
@@ -40,7 +40,7 @@ template <class T, class D>
 Var<T, 0, D> self_contrastive(const char* op, const Var<T, 2, D>& x1, const Var<T, 2, D>& x2, Classes cls,
                               double tau, const Var<T, 1, D>& weights) {
   if constexpr (std::is_same_v<D, Cuda>) {
-    // The Cuda device: include/distill/cuda/losses.hpp (flash-style kernels, kernels/similarity.cuh).
+    // The Cuda device: include/distill/losses/fused_cuda.hpp (flash-style kernels, kernels/similarity.cuh).
     return cuda_losses::self_contrastive<T>(op, x1, x2, cls.id, cls.count, tau, weights);
   } else {
     auto& ctx = x1.ctx();

@@ -1,7 +1,7 @@
 // distill/losses/distillation.hpp -- fused distillation losses: soft contrastive KL between similarity
 // distributions (DCRLS self-distillation, MCL soft VCL / ICL, L-MCL weights), KD-KL on logits, and the
 // sum-reduced MSE between L2-normalised embeddings (DisCo). Maths and gradients: docs/losses.md. On the Cuda device
-// the same checks run, then distill/cuda/losses.hpp (docs/cuda.md).
+// the same checks run, then distill/losses/fused_cuda.hpp (docs/cuda.md).
 #pragma once
 
 #include <cmath>
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "distill/autograd/var.hpp"
-#include "distill/cuda/losses.hpp"
+#include "distill/losses/fused_cuda.hpp"
 #include "distill/losses/detail.hpp"
 
 namespace distill::losses {

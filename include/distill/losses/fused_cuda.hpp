@@ -1,4 +1,4 @@
-// distill/cuda/losses.hpp -- the Cuda device implementation of the fused losses (distill::losses dispatches here).
+// distill/losses/fused_cuda.hpp -- the Cuda device implementation of the fused losses (distill::losses dispatches here).
 //
 // Same semantics, arguments and gradients as the Cpu implementation (docs/losses.md); the kernels are in
 // kernels/similarity.cuh (the O(N^2 D) passes: flash-style, row-owner, similarity tiles recomputed, no N x N
@@ -22,16 +22,12 @@
 #include "distill/cuda/api.hpp"
 #include "distill/cuda/device_ops.hpp"
 #include "distill/ops/optional_inputs.hpp"
+#include "distill/problems/similarity.hpp"
 
 namespace distill::cuda_losses {
 
-inline constexpr double kNormEps = 1e-12;  // F.normalize's epsilon
-
-/// True if logits bounded by |x| <= bound can all be shifted by the constant `bound` (cpu::fused::fixed_shift_ok).
-template <class T>
-bool fixed_shift_ok(double bound) {
-  return 2.0 * bound <= (std::is_same_v<T, float> ? 80.0 : 700.0);
-}
+using problems::fixed_shift_ok;  // problems/similarity.hpp: the same choices as the Cpu engines
+using problems::kNormEps;
 
 /// Labels compacted to classes 0..C-1 (order of first appearance) on the host, then uploaded: per row its class and
 /// positive count (class size - 1), and the class members (CSR) for deterministic class sums.

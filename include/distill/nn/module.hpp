@@ -265,17 +265,6 @@ inline std::string join(std::string_view prefix, std::string_view name) {
 }  // namespace detail
 
 namespace detail {
-/// The context of a module's first Cuda parameter, or null (a Cpu module, or one without parameters). Device
-/// buffers (BatchNorm running statistics) are copied on this context's stream.
-template <class M>
-Context<Cuda>* cuda_context_of(M& m) {
-  Context<Cuda>* ctx = nullptr;
-  m.for_each_parameter([&](std::string_view, auto& v) {
-    if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(v)>::device_type, Cuda>)
-      if (!ctx) ctx = &v.ctx();
-  });
-  return ctx;
-}
 inline Context<Cuda>& require_cuda_context(Context<Cuda>* ctx, const char* what) {
   DISTILL_CHECK(ctx != nullptr, what, ": a module with Cuda buffers but no Cuda parameter has no context to copy "
                 "them with");
@@ -341,9 +330,9 @@ public:
       DISTILL_CHECK(i < src.size() && src[i].second == bytes, "copy_from: '", name, "' of ",
                     type_name_of<Derived>().c_str(), " differs in size between the two modules");
       if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(t)>::device_type, Cuda>) {
-        Context<Cuda>& dst_ctx = detail::require_cuda_context(detail::cuda_context_of(derived()), "copy_from");
+        Context<Cuda>& dst_ctx = detail::require_cuda_context(cuda_context_of(derived()), "copy_from");
         if (!synced) {  // the source's queued work (another context's stream) must finish first
-          Context<Cuda>* src_ctx = detail::cuda_context_of(other);
+          Context<Cuda>* src_ctx = cuda_context_of(other);
           if (src_ctx && src_ctx != &dst_ctx) src_ctx->synchronize();
           synced = true;
         }

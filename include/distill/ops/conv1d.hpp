@@ -15,7 +15,7 @@
 #ifndef DISTILL_COMPILED
 #include "distill/cpu/conv1d.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
 #endif
-#include "distill/ops/conv1d_geometry.hpp"
+#include "distill/problems/conv1d.hpp"
 #include "distill/ops/detail.hpp"
 
 namespace distill {

@@ -9,7 +9,7 @@
 #include <type_traits>
 
 #include "distill/core/context.hpp"
-#include "distill/core/device_ops.hpp"
+#include "distill/backend/device_ops.hpp"
 #include "distill/core/tensor.hpp"
 
 namespace distill::ops_detail {

@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "distill/core/device_ops.hpp"
+#include "distill/backend/device_ops.hpp"
 #include "distill/optim/param_list.hpp"
 #include "distill/ops/detail.hpp"
 

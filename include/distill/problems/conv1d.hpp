@@ -1,4 +1,4 @@
-// distill/ops/conv1d_geometry.hpp -- padding rules and extents of a stride-1 conv1d.
+// distill/problems/conv1d.hpp -- padding rules and extents of a stride-1 conv1d.
 //
 // Plain C++ (no Eigen): the CPU kernels, the autograd op and the CUDA kernels all compute their loops from one
 // Conv1dGeometry. Layouts: x [B, Cin, L], w [Cout, Cin, K], y [B, Cout, Lout].
