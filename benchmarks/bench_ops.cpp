@@ -8,7 +8,7 @@
 #include "distill/autograd/grad_check.hpp"
 #include "distill/ops/batchnorm.hpp"
 #include "distill/ops/linear.hpp"
-#include "distill/ops/loss.hpp"
+#include "distill/ops/cross_entropy.hpp"
 #include "distill/ops/normalize.hpp"
 #include "distill/ops/pool.hpp"
 #include "distill/ops/softmax.hpp"

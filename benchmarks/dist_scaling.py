@@ -41,7 +41,7 @@ PROJ_DIM = 128  # Dcrls::proj_dim: the width of every gathered embedding
 # Similarity passes of the global DCRLS loss per step, each 2 * (2N)^2 * PROJ_DIM FLOPs over the 2N stacked rows
 # (N rows per view): 3 NT-Xent x (forward + recomputed tiles in backward + gradient product) = 9, and 2
 # self-distillation KL x (student + teacher forward, both recomputed in backward, student gradient: 5 to 6) = 10. An
-# estimate of the fused kernels (cpu/losses.hpp recompute tiles instead of storing N x N); the exp() per entry is
+# estimate of the fused kernels (cpu/fused_losses.hpp recompute tiles instead of storing N x N); the exp() per entry is
 # not counted. Only the reported FLOP figures use it: times come from the measured loss probe.
 LOSS_SIM_PASSES = 19
 

@@ -18,13 +18,13 @@
 #include "elementwise.cuh"
 #include "gemm.cuh"
 #include "launch.cuh"
-#include "loss.cuh"
-#include "losses.cuh"
+#include "cross_entropy.cuh"
+#include "fused_losses.cuh"
 #include "optim.cuh"
 #include "pooling.cuh"
 #include "reduce.cuh"
 #include "rows.cuh"
-#include "similarity.cuh"
+#include "contrastive_similarity.cuh"
 
 namespace distill::cuda {
 

@@ -35,7 +35,7 @@
 #include "distill/losses/queue.hpp"
 #include "distill/nn/nn.hpp"
 #include "distill/ops/linear.hpp"
-#include "distill/ops/loss.hpp"
+#include "distill/ops/cross_entropy.hpp"
 #include "distill/ops/reduce.hpp"
 #include "distill/ops/shape_ops.hpp"
 #include "distill/optim/adam.hpp"

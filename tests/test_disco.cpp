@@ -22,7 +22,7 @@
 #include "distill/nn/frozen.hpp"
 #include "distill/nn/momentum.hpp"
 #include "distill/nn/nn.hpp"
-#include "distill/ops/loss.hpp"
+#include "distill/ops/cross_entropy.hpp"
 #include "distill/optim/adam.hpp"
 
 using namespace distill;

@@ -14,8 +14,8 @@
 #include "distill/core/isa.hpp"
 #include "distill/core/rng.hpp"
 #include "distill/cpu/conv1d.hpp"
-#include "distill/cpu/losses_gemm.hpp"
-#include "distill/cpu/losses_simd.hpp"
+#include "distill/cpu/fused_losses_gemm.hpp"
+#include "distill/cpu/fused_losses_simd.hpp"
 #include "distill/problems/conv1d.hpp"
 #include "support/compare.hpp"
 

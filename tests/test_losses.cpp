@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "distill/autograd/grad_check.hpp"
-#include "distill/cpu/losses.hpp"  // cpu::simd (the raw row kernels are tested directly)
+#include "distill/cpu/fused_losses.hpp"  // cpu::simd (the raw row kernels are tested directly)
 #include "distill/losses/losses.hpp"
 #include "distill/losses/naive.hpp"
 #include "support/golden.hpp"

@@ -12,7 +12,7 @@
 #include "distill/autograd/grad_check.hpp"
 #include "distill/io/checkpoint.hpp"
 #include "distill/nn/nn.hpp"
-#include "distill/ops/loss.hpp"
+#include "distill/ops/cross_entropy.hpp"
 #include "distill/ops/reduce.hpp"
 #include "distill/optim/adam.hpp"
 #include "distill/optim/schedule.hpp"

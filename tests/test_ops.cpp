@@ -17,7 +17,7 @@
 #include "distill/ops/batchnorm.hpp"
 #include "distill/ops/elementwise.hpp"
 #include "distill/ops/linear.hpp"
-#include "distill/ops/loss.hpp"
+#include "distill/ops/cross_entropy.hpp"
 #include "distill/ops/normalize.hpp"
 #include "distill/ops/pool.hpp"
 #include "distill/ops/reduce.hpp"

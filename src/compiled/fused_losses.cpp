@@ -1,6 +1,6 @@
-// distill_compiled: the float and double fused-loss engines of cpu/losses.hpp and the tile products they use.
-#include "distill/cpu/losses.hpp"
-#include "distill/cpu/losses_gemm.hpp"
+// distill_compiled: the float and double fused-loss engines of cpu/fused_losses.hpp and the tile products they use.
+#include "distill/cpu/fused_losses.hpp"
+#include "distill/cpu/fused_losses_gemm.hpp"
 
 namespace distill::cpu::fused {
 DISTILL_DEFINE_INSTANCES(DISTILL_CPU_FUSED_INSTANCES)

@@ -39,7 +39,7 @@ template <class T>
 void gemm(int threads, Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, const T* A, const T* B,
           T beta, T* C);
 
-// --- loss rows (cpu/loss.hpp) ----------------------------------------------------------------------------------
+// --- loss rows (cpu/cross_entropy.hpp) -------------------------------------------------------------------------------
 /// Sum of v[0..n) in double, in index order.
 template <class T>
 double ordered_sum(const T* v, index_t n);
@@ -119,7 +119,7 @@ void log_softmax_rows_backward(int threads, const T* y, const T* dy, T* dx, inde
 
 }  // namespace distill::cpu
 
-// --- tile products of the fused losses (cpu/losses_gemm.hpp) ---------------------------------------------------
+// --- tile products of the fused losses (cpu/fused_losses_gemm.hpp) ---------------------------------------------------
 namespace distill::cpu::tile {
 
 /// Column granularity of every tile product (all padded widths are multiples of it).
@@ -144,7 +144,7 @@ void mm_packed(Isa isa, index_t m, index_t n, index_t K, const T* A, index_t lda
 
 }  // namespace distill::cpu::tile
 
-// --- fused contrastive and distillation losses (cpu/losses.hpp; the maths in docs/losses.md) -------------------
+// --- fused contrastive and distillation losses (cpu/fused_losses.hpp; the maths in docs/losses.md) -------------------
 namespace distill::cpu::fused {
 
 using cpu::Exec;

@@ -208,8 +208,8 @@ void squared_error_backward(Context<Cuda>& ctx, const T* a, const T* b, const T*
 // ------------------------------------------------------------------------------------------------------------
 // Fused contrastive and distillation losses (docs/losses.md for the maths, docs/cuda.md for the kernels)
 // ------------------------------------------------------------------------------------------------------------
-/// S = scale * rows cols^T, never stored (kernels/similarity.cuh: row-owner, flash-style, no atomics); for the
-/// soft-KL form also Y = scale * teacher_rows teacher_cols^T. exclude_diagonal drops j == i (square only).
+/// S = scale * rows cols^T, never stored (kernels/contrastive_similarity.cuh: row-owner, flash-style, no atomics);
+/// for the soft-KL form also Y = scale * teacher_rows teacher_cols^T. exclude_diagonal drops j == i (square only).
 /// fixed_shift: |S| <= shift is known (unit rows), so no running maximum is needed.
 template <Real T>
 struct Similarity {

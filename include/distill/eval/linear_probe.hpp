@@ -21,7 +21,7 @@
 #include "distill/core/rng.hpp"
 #include "distill/data/dataset.hpp"
 #include "distill/ops/linear.hpp"
-#include "distill/ops/loss.hpp"
+#include "distill/ops/cross_entropy.hpp"
 #include "distill/optim/adam.hpp"
 #include "distill/optim/param_list.hpp"
 

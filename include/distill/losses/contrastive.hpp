@@ -5,8 +5,9 @@
 // similarities are cosines divided by tau; the MoCo negatives are used as given (losses::Queue stores unit rows).
 // Each is one autograd op: the forward saves the normalised rows (plus their packed transpose), the input norms
 // and one log-sum-exp per row, never an N x N matrix; the backward recomputes the similarity tiles
-// (cpu/losses.hpp). Formulas, masks and gradients: docs/losses.md. Results are rank-0 Vars. On the Cuda device the
-// same checks run, then distill/losses/fused_cuda.hpp (flash-style kernels, kernels/similarity.cuh; docs/cuda.md).
+// (cpu/fused_losses.hpp). Formulas, masks and gradients: docs/losses.md. Results are rank-0 Vars. On the Cuda device
+// the same checks run, then distill/losses/fused_cuda.hpp (flash-style kernels, kernels/contrastive_similarity.cuh;
+// docs/cuda.md).
 #pragma once
 
 #include <memory>
@@ -40,7 +41,7 @@ template <class T, class D>
 Var<T, 0, D> self_contrastive(const char* op, const Var<T, 2, D>& x1, const Var<T, 2, D>& x2, Classes cls,
                               double tau, const Var<T, 1, D>& weights) {
   if constexpr (std::is_same_v<D, Cuda>) {
-    // The Cuda device: include/distill/losses/fused_cuda.hpp (flash-style kernels, kernels/similarity.cuh).
+    // The Cuda device: include/distill/losses/fused_cuda.hpp (flash-style kernels, kernels/contrastive_similarity.cuh).
     return cuda_losses::self_contrastive<T>(op, x1, x2, cls.id, cls.count, tau, weights);
   } else {
     auto& ctx = x1.ctx();

@@ -12,7 +12,7 @@
 #include "distill/autograd/var.hpp"
 #include "distill/cpu/api.hpp"
 #ifndef DISTILL_COMPILED
-#include "distill/cpu/losses.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
+#include "distill/cpu/fused_losses.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
 #endif
 #include "distill/ops/detail.hpp"
 #include "distill/ops/optional_inputs.hpp"

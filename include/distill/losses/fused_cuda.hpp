@@ -1,9 +1,9 @@
-// distill/losses/fused_cuda.hpp -- the Cuda device implementation of the fused losses (distill::losses dispatches here).
+// distill/losses/fused_cuda.hpp -- the Cuda device side of the fused losses (distill::losses dispatches here).
 //
 // Same semantics, arguments and gradients as the Cpu implementation (docs/losses.md); the kernels are in
-// kernels/similarity.cuh (the O(N^2 D) passes: flash-style, row-owner, similarity tiles recomputed, no N x N
-// buffer, no atomics, column splits merged in a fixed order) and kernels/losses.cuh (the O(N D) parts). Saved
-// between forward and backward: the normalised rows, their norms and per-row statistics (double), all in device
+// kernels/contrastive_similarity.cuh (the O(N^2 D) passes: flash-style, row-owner, similarity tiles recomputed, no
+// N x N buffer, no atomics, column splits merged in a fixed order) and kernels/fused_losses.cuh (the O(N D) parts).
+// Saved between forward and backward: the normalised rows, their norms and per-row statistics (double), all in device
 // memory. The loss value stays on the device; the backward reads the upstream gradient there too, so a training
 // step never waits for the host. Labels arrive on the host and are uploaded once per call.
 //

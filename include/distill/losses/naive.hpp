@@ -15,7 +15,7 @@
 #include "distill/losses/distillation.hpp"
 #include "distill/ops/elementwise.hpp"
 #include "distill/ops/linear.hpp"
-#include "distill/ops/loss.hpp"
+#include "distill/ops/cross_entropy.hpp"
 #include "distill/ops/normalize.hpp"
 #include "distill/ops/reduce.hpp"
 #include "distill/ops/shape_ops.hpp"

@@ -21,7 +21,7 @@
 #include "distill/models/resnet1d.hpp"
 #include "distill/nn/heads.hpp"
 #include "distill/ops/linear.hpp"
-#include "distill/ops/loss.hpp"
+#include "distill/ops/cross_entropy.hpp"
 #include "distill/ops/shape_ops.hpp"
 
 namespace distill::models {

@@ -34,7 +34,7 @@
 #include "distill/nn/nn.hpp"
 #include "distill/ops/columns.hpp"
 #include "distill/ops/linear.hpp"
-#include "distill/ops/loss.hpp"
+#include "distill/ops/cross_entropy.hpp"
 #include "distill/ops/pool.hpp"
 #include "distill/ops/shape_ops.hpp"
 #include "distill/ops/softmax.hpp"

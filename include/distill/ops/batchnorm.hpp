@@ -88,9 +88,7 @@ Var<T, R, Cuda> batch_norm_cuda(const Var<T, R, Cuda>& x, const Var<T, 1, Cuda>&
     return autograd::make_result("batch_norm", ctx, std::move(out), std::move(backward), x, affine...);
   });
 }
-}  // namespace ops_detail
 
-namespace ops_detail {
 /// Synchronized batch norm's statistics: this rank's count n and per-channel mean / biased variance, all-gathered
 /// and merged in rank order (Chan et al.'s pairwise update). Returns the global count; m and v become global.
 inline index_t merge_rank_statistics(Communicator& comm, index_t n, std::vector<double>& m, std::vector<double>& v) {

@@ -3,7 +3,7 @@
 // The fused contrastive and distillation losses (docs/losses.md) normalise rows with F.normalize's epsilon and, when
 // every logit is bounded by a known |x| <= bound (normalised rows: bound = 1 / tau), shift all logits by that
 // constant instead of tracking row maxima: fixed_shift_ok<T>(bound) says when the shifted range still keeps exp()
-// inside T's normal range. The Cpu engines (cpu/losses.hpp) and the Cuda side (losses/fused_cuda.hpp) take both
+// inside T's normal range. The Cpu engines (cpu/fused_losses.hpp) and the Cuda side (losses/fused_cuda.hpp) take both
 // from here, so the two devices make the same choice for the same inputs.
 #pragma once
 

@@ -1,5 +1,5 @@
-// kernels/similarity.cuh -- the flash-style core of the contrastive and soft-KL losses: softmax statistics and
-// gradients of a similarity matrix S = scale * R O^T that is never stored.
+// kernels/contrastive_similarity.cuh -- the flash-style core of the contrastive (NT-Xent, InfoNCE, MoCo, SupCon)
+// and soft-KL losses: softmax statistics and gradients of a similarity matrix S = scale * R O^T that is never stored.
 //
 // Row-owner scheme (docs/cuda.md, "fused contrastive losses": FlashAttention's tiling and recompute, Dao et al.,
 // NeurIPS 2022, applied to a similarity matrix): a 256-thread block owns kRows = 32 rows of R and walks the

@@ -1,6 +1,6 @@
-// distill/cpu/losses_simd_isa.inl -- the float exponential rows of cpu/losses_simd.hpp at one SIMD level.
+// distill/cpu/fused_losses_simd_isa.inl -- the float exponential rows of cpu/fused_losses_simd.hpp at one SIMD level.
 //
-// Included by cpu/losses_simd.hpp for the avx2 and avx512 levels (no include guard on purpose), inside that
+// Included by cpu/fused_losses_simd.hpp for the avx2 and avx512 levels (no include guard on purpose), inside that
 // level's target region (core/isa.hpp), with DISTILL_ISA_NS naming the level's namespace.
 
 namespace distill::cpu::simd::DISTILL_ISA_NS {

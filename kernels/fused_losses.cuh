@@ -1,7 +1,7 @@
-// kernels/losses.cuh -- the O(N D) and O(B K) parts of the fused contrastive and distillation losses (the O(N^2 D)
-// similarity passes are in similarity.cuh): class sums, per-row losses, the positive-pair gradient terms, per-row
-// coefficients that fold in the upstream gradient, MoCo's positive logit, the soft-KL row losses, KD-KL (one
-// memory-bound kernel that writes the loss partials and the gradient in the forward pass) and the normalised MSE.
+// kernels/fused_losses.cuh -- the O(N D) and O(B K) parts of the fused contrastive and distillation losses (the O(N^2
+// D) similarity passes are in contrastive_similarity.cuh): class sums, per-row losses, the positive-pair gradient
+// terms, per-row coefficients that fold in the upstream gradient, MoCo's positive logit, the soft-KL row losses, KD-KL
+// (one memory-bound kernel that writes the loss partials and the gradient in the forward pass) and the normalised MSE.
 // Maths: docs/losses.md. Every reduction has a fixed order (deterministic); per-row values are double.
 #pragma once
 

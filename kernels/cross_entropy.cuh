@@ -1,4 +1,4 @@
-// kernels/loss.cuh -- cross-entropy (hard labels, soft targets) and squared error, forward and backward.
+// kernels/cross_entropy.cuh -- cross-entropy (hard labels, soft targets) and squared error, forward and backward.
 //
 // Cross-entropy is fused per row (one warp per row, as in rows.cuh): the forward computes the row's
 // log-sum-exp and its loss in one pass over the logits and keeps only lse [rows] for the backward, which

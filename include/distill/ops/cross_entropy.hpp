@@ -1,4 +1,5 @@
-// distill/ops/loss.hpp -- cross-entropy (hard labels, soft targets) and MSE: forward and backward side by side.
+// distill/ops/cross_entropy.hpp -- cross-entropy (hard labels, soft targets) and MSE: forward and backward side by
+// side.
 //
 // Losses return a rank-0 Var (call .backward() on it directly; on the Cuda device the value stays in device memory:
 // read it with to_host). Cross-entropy keeps one log-sum-exp per row
@@ -14,7 +15,7 @@
 #include "distill/autograd/var.hpp"
 #include "distill/cpu/api.hpp"
 #ifndef DISTILL_COMPILED
-#include "distill/cpu/loss.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
+#include "distill/cpu/cross_entropy.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
 #endif
 #include "distill/ops/detail.hpp"
 

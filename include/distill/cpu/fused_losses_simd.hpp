@@ -1,6 +1,6 @@
-// distill/cpu/losses_simd.hpp -- the exponential of the fused loss kernels: dst[j] = exp(src[j] - shift).
+// distill/cpu/fused_losses_simd.hpp -- the exponential of the fused loss kernels: dst[j] = exp(src[j] - shift).
 //
-// float at the avx2 and avx512 levels (core/isa.hpp; cpu/losses_simd_isa.inl): an 8-wide expf (Cody-Waite
+// float at the avx2 and avx512 levels (core/isa.hpp; cpu/fused_losses_simd_isa.inl): an 8-wide expf (Cody-Waite
 // reduction by ln 2 in two parts, the classic degree-6 minimax polynomial of Cephes' expf for e^r on
 // [-ln2/2, ln2/2], exponent inserted as 2^n), about 1 ulp, exact 0 below the normal range (x < -87.33) and clamped at x = 88.3 (e^88.3 = 2.2e38) above. It is ~5x faster than
 // Eigen's generic packet exp, which matters: the fused InfoNCE evaluates M^2 exponentials per forward + backward.
@@ -58,7 +58,7 @@ namespace isa_portable = generic;
 
 // The float rows at the SIMD levels: simd::isa_avx2, simd::isa_avx512.
 #define DISTILL_ISA_NO_PORTABLE
-#define DISTILL_ISA_BODY "distill/cpu/losses_simd_isa.inl"
+#define DISTILL_ISA_BODY "distill/cpu/fused_losses_simd_isa.inl"
 #include "distill/core/isa_foreach.inl"
 
 namespace distill::cpu::simd {

@@ -1,6 +1,6 @@
-// distill/cpu/losses_gemm_isa.inl -- the tile product of cpu/losses_gemm.hpp at one instruction-set level.
+// distill/cpu/fused_losses_gemm_isa.inl -- the tile product of cpu/fused_losses_gemm.hpp at one instruction-set level.
 //
-// Included by cpu/losses_gemm.hpp once per level (no include guard on purpose), with DISTILL_ISA_LEVEL and
+// Included by cpu/fused_losses_gemm.hpp once per level (no include guard on purpose), with DISTILL_ISA_LEVEL and
 // DISTILL_ISA_NS defined and, for levels >= 1, inside that level's target region (core/isa.hpp).
 
 namespace distill::cpu::tile::DISTILL_ISA_NS {

@@ -1,4 +1,4 @@
-// distill/cpu/loss.hpp -- CPU kernels for cross-entropy (hard and soft targets) and squared error.
+// distill/cpu/cross_entropy.hpp -- CPU kernels for cross-entropy (hard and soft targets) and squared error.
 //
 // Cross-entropy never materialises the softmax: the forward keeps one log-sum-exp per row, the backward
 // recomputes p = exp(x - lse) while writing the logit gradient. Batch reductions go through per-row (or

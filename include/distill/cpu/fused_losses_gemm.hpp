@@ -1,4 +1,5 @@
-// distill/cpu/losses_gemm.hpp -- register-blocked tile products for the fused loss kernels (cpu/losses.hpp).
+// distill/cpu/fused_losses_gemm.hpp -- register-blocked tile products for the fused loss kernels
+// (cpu/fused_losses.hpp).
 //
 // The fused contrastive losses multiply small tiles over and over: S_IJ = Z_I Z_J^T (K = embedding dim, ~128),
 // then dZ_I += H_IJ Z_J and dZ_J += H_IJ^T Z_I (K = tile width). One routine covers all three:
@@ -8,14 +9,14 @@
 //     b(k, c) = B[(c / panel_w) * panel_stride + k * ldb + c % panel_w]
 //
 // The B side is read as rows of `nr` contiguous elements: either a plain row-major matrix (panel_w >= n,
-// ldb = row stride) or the packed transpose of the cpu/losses.hpp embedding layout (panels of 16 columns,
+// ldb = row stride) or the packed transpose of the cpu/fused_losses.hpp embedding layout (panels of 16 columns,
 // each [K x 16] contiguous, ldb = 16). n must be a multiple of 16 (callers pad their buffers).
 //
 // The micro-kernel keeps an MR x NR block of C in registers (AVX2 + FMA: 6 x 16 floats or 6 x 8 doubles in 12
 // ymm accumulators) and broadcasts one A element per row and k, so neither A nor a plain B needs packing.
 // At the portable level a loop nest with the same summation order per element is used. The product is compiled
-// once per instruction-set level (cpu/losses_gemm_isa.inl) and every entry point takes the level to run. The summation order
-// of every C element is fixed (k ascending), so results do not depend on threads or call order.
+// once per instruction-set level (cpu/fused_losses_gemm_isa.inl) and every entry point takes the level to run. The
+// summation order of every C element is fixed (k ascending), so results do not depend on threads or call order.
 #pragma once
 
 #include <algorithm>
@@ -26,7 +27,7 @@
 #include "distill/cpu/api.hpp"
 
 // The tile product, once per instruction-set level: tile::isa_portable, ::isa_avx2, ::isa_avx512.
-#define DISTILL_ISA_BODY "distill/cpu/losses_gemm_isa.inl"
+#define DISTILL_ISA_BODY "distill/cpu/fused_losses_gemm_isa.inl"
 #include "distill/core/isa_foreach.inl"
 
 namespace distill::cpu::tile {

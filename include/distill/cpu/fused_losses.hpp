@@ -1,4 +1,4 @@
-// distill/cpu/losses.hpp -- CPU kernels of the fused contrastive and distillation losses (ops in losses/).
+// distill/cpu/fused_losses.hpp -- CPU kernels of the fused contrastive and distillation losses (ops in losses/).
 //
 // Everything here works on raw pointers; the maths, masks, gradients and the stability argument are written
 // down in docs/losses.md. The similarity losses never hold an N x N matrix: they walk tiles of it.
@@ -41,8 +41,8 @@
 #include "distill/cpu/exec.hpp"
 #include "distill/core/shape.hpp"
 #include "distill/core/tensor.hpp"
-#include "distill/cpu/losses_gemm.hpp"
-#include "distill/cpu/losses_simd.hpp"
+#include "distill/cpu/fused_losses_gemm.hpp"
+#include "distill/cpu/fused_losses_simd.hpp"
 
 namespace distill::cpu::fused {
 
@@ -756,7 +756,7 @@ void kd_kl_rows(Exec exe, index_t B, index_t K, const T* s, const T* t, T inv_te
   const int threads = exe.threads;
   const Isa isa = exe.isa;
   const int nt = static_cast<int>(std::clamp<index_t>(B * K / 16384, 1, std::max(threads, 1)));
-  // float at the SIMD levels: the whole row in that level's code (cpu/losses_simd_isa.inl, kd_kl_row); the
+  // float at the SIMD levels: the whole row in that level's code (cpu/fused_losses_simd_isa.inl, kd_kl_row); the
   // portable level and double: the Eigen row below.
   constexpr bool is_float = std::is_same_v<T, float>;
   const bool simd_row = is_float && DISTILL_ISA_X86 && isa != Isa::portable;
