@@ -68,16 +68,6 @@ struct Args {
   bool sync_bn = false;
 };
 
-/// This process's rank as the launcher announced it (0 without a launcher): usage text and command-line errors are
-/// printed once, before MPI starts.
-bool launcher_root() {
-  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK"}) {
-    const char* v = std::getenv(var);
-    if (v && *v) return std::atoi(v) == 0;
-  }
-  return true;
-}
-
 /// The command line (every rank parses the same one); --help or an error exits (status 0 / 2).
 Args parse(int argc, char** argv) {
   Args a;
@@ -97,7 +87,7 @@ Args parse(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = launcher_root() ? app.exit(e) : e.get_exit_code();
+    const int code = dist::launcher_rank() == 0 ? app.exit(e) : e.get_exit_code();  // printed once
     std::exit(code == 0 ? 0 : 2);
   }
   return a;

@@ -32,6 +32,16 @@ inline int launcher_world_size() {
   return 0;
 }
 
+/// This process's rank as the launcher announced it (0 when not launched by one): known before MPI starts, e.g. to
+/// print a command-line error once.
+inline int launcher_rank() {
+  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK"}) {
+    const char* v = std::getenv(var);
+    if (v && *v) return std::atoi(v);
+  }
+  return 0;
+}
+
 /// True when this build can run MPI ranks (it links distill::mpi).
 constexpr bool built_with_mpi() {
 #ifdef DISTILL_WITH_MPI
