@@ -215,8 +215,7 @@ double max_rel_error(const float* got_dev, const double* ref_dev, const double* 
 }
 
 int run_shape(const Shape& sh, const Device& dev, cudaStream_t s, char* flush, std::size_t flush_bytes, int reps) {
-  const index_t span = sh.K - 1;
-  const k::ConvProblem p{sh.B, sh.Cin, sh.Cout, sh.L, sh.K, 1, span / 2, sh.L};  // 'same', PyTorch's even-k rule
+  const distill::Conv1dGeometry p = distill::conv1d_geometry(sh.B, sh.Cin, sh.Cout, sh.L, sh.K);  // 'same'
   const k::ConvDims d = k::conv_dims(p, false);
   const std::size_t nx = std::size_t(sh.B) * sh.Cin * sh.L, ny = std::size_t(sh.B) * sh.Cout * sh.L;
   const std::size_t nw = std::size_t(sh.Cout) * sh.Cin * sh.K;

@@ -7,6 +7,7 @@
 // forward is elementwise. PyTorch's semantics: biased variance normalises, the unbiased one updates running_var.
 #pragma once
 
+#include "distill/cuda/api.hpp"
 #include "elementwise.cuh"
 
 namespace distill::kernels {
@@ -218,6 +219,33 @@ void batch_norm_backward(cudaStream_t s, bool train, index_t batch, index_t chan
              batch_norm_backward_kernel<T, false, kBatchNormThreads>, cfg, d, x, dy, gamma, mean_or_rm, invstd_or_rv,
              eps, dx, dgamma, dbeta, acc);
   }
+}
+
+// The entry points (cuda::BatchNormShape of cuda/api.hpp).
+template <class T>
+void batch_norm_forward_train(cudaStream_t s, const cuda::BatchNormShape& sh, const T* x, const T* gamma,
+                              const T* beta, T* y, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
+                              double momentum, double eps) {
+  batch_norm_forward_train<T>(s, sh.batch, sh.channels, sh.length, x, gamma, beta, y, save_mean, save_invstd,
+                              running_mean, running_var, momentum, eps);
+}
+template <class T>
+void batch_norm_forward_eval(cudaStream_t s, const cuda::BatchNormShape& sh, const T* x, const T* gamma, const T* beta,
+                             const T* running_mean, const T* running_var, T* y, double eps) {
+  batch_norm_forward_eval<T>(s, sh.batch, sh.channels, sh.length, x, gamma, beta, running_mean, running_var, y, eps);
+}
+template <class T>
+void batch_norm_backward_train(cudaStream_t s, const cuda::BatchNormShape& sh, const T* x, const T* dy, const T* gamma,
+                               const T* save_mean, const T* save_invstd, T* dx, T* dgamma, T* dbeta, bool accumulate) {
+  batch_norm_backward<T>(s, true, sh.batch, sh.channels, sh.length, x, dy, gamma, save_mean, save_invstd, 0.0, dx,
+                         dgamma, dbeta, accumulate);
+}
+template <class T>
+void batch_norm_backward_eval(cudaStream_t s, const cuda::BatchNormShape& sh, const T* x, const T* dy, const T* gamma,
+                              const T* running_mean, const T* running_var, double eps, T* dx, T* dgamma, T* dbeta,
+                              bool accumulate) {
+  batch_norm_backward<T>(s, false, sh.batch, sh.channels, sh.length, x, dy, gamma, running_mean, running_var, eps, dx,
+                         dgamma, dbeta, accumulate);
 }
 
 }  // namespace distill::kernels

@@ -158,6 +158,9 @@ public:
     if (cudaGetDevice(&current) != cudaSuccess || current != info_.index) DISTILL_CUDA_CHECK(cudaSetDevice(info_.index));
   }
   cudaStream_t stream() const noexcept { return stream_; }
+  /// A launcher that needs only the stream takes cudaStream_t; the entry points pass the state itself
+  /// (kernels/distill_cuda.cu), so launchers that need scratch or cuBLAS take ContextState& instead.
+  operator cudaStream_t() const noexcept { return stream_; }  // NOLINT(google-explicit-constructor): on purpose
   cublasHandle_t cublas() const noexcept { return cublas_; }
   CachingAllocator& allocator() noexcept { return *allocator_; }
   const DeviceInfo& info() const noexcept { return info_; }

@@ -24,6 +24,7 @@
 // exp is evaluated in T (the argument is at most 0 after the shift), sums accumulate in double.
 #pragma once
 
+#include "context.cuh"
 #include "reduce.cuh"
 #include "rows.cuh"
 
@@ -407,6 +408,31 @@ void sim_backward(cudaStream_t s, const SimArgs<T>& a, const SimCoef& cf, const 
   const index_t n = a.nr * a.d;
   launch("sim_combine_grad_kernel", sim_combine_grad_kernel<T>, {elementwise_grid(n), dim3(kElementwiseThreads), 0, s},
          part, n, plan.splits, alpha, h, accumulate ? 1 : 0);
+}
+
+// The entry points (cuda::Similarity, cuda::SimilarityCoefficients of cuda/api.hpp), with their scratch.
+template <class T>
+SimArgs<T> sim_args(const cuda::Similarity<T>& s) {
+  return SimArgs<T>{s.rows,         s.cols,        s.n_rows,
+                    s.n_cols,       s.dim,         s.teacher_rows,
+                    s.teacher_cols, s.teacher_dim, static_cast<T>(s.scale),
+                    s.exclude_diagonal ? 1 : 0,    s.fixed_shift ? 1 : 0, static_cast<T>(s.shift)};
+}
+template <class T>
+void similarity_stats(cuda::ContextState& st, const cuda::Similarity<T>& s, double* lse, double* teacher_lse,
+                      double* cross) {
+  const SimPlan plan = sim_plan<T>(s.n_rows, s.n_cols, s.splits);
+  const int per = s.teacher_rows ? kSimStats<true> : kSimStats<false>;
+  auto part = st.scratch<double>(static_cast<std::size_t>(plan.splits * (s.n_rows > 0 ? s.n_rows : 1) * per));
+  sim_forward<T>(st.stream(), sim_args(s), plan, static_cast<double*>(part.get()), lse, teacher_lse, cross);
+}
+template <class T>
+void similarity_backward(cuda::ContextState& st, const cuda::Similarity<T>& s, const cuda::SimilarityCoefficients& c,
+                         T alpha, T* grad_rows, bool accumulate) {
+  const SimPlan plan = sim_plan<T>(s.n_rows, s.n_cols, s.splits);
+  auto part = st.scratch<T>(static_cast<std::size_t>(plan.splits * (s.n_rows > 0 ? s.n_rows : 1) * s.dim));
+  const SimCoef cf{c.row_coef, c.row_lse, c.row_teacher_lse, c.col_coef, c.col_lse, c.col_teacher_lse};
+  sim_backward<T>(st.stream(), sim_args(s), cf, plan, static_cast<T*>(part.get()), alpha, grad_rows, accumulate);
 }
 
 }  // namespace distill::kernels

@@ -25,6 +25,8 @@
 // no atomics. S depends only on the shape.
 #pragma once
 
+#include "context.cuh"
+#include "distill/problems/conv1d.hpp"
 #include "elementwise.cuh"
 
 namespace distill::kernels {
@@ -312,45 +314,41 @@ __global__ void conv1d_wgrad_reduce_kernel(const T* __restrict__ partial, int sp
 // =========================================================================================================
 // Host side: validation, launch configuration, launchers
 // =========================================================================================================
-struct ConvProblem {
-  index_t batch, in_channels, out_channels, length, kernel, dilation, pad_left, out_length;
-};
-
-inline void check_conv_problem(const char* what, const ConvProblem& s) {
-  DISTILL_CHECK(s.batch >= 1 && s.in_channels >= 1 && s.out_channels >= 1 && s.length >= 1, what,
-                ": batch, channels and length must be >= 1 (batch ", s.batch, ", in_channels ", s.in_channels,
-                ", out_channels ", s.out_channels, ", length ", s.length, ")");
-  DISTILL_CHECK(s.kernel >= 1 && s.dilation >= 1, what, ": kernel ", s.kernel, " and dilation ", s.dilation,
+inline void check_conv_geometry(const char* what, const Conv1dGeometry& s) {
+  DISTILL_CHECK(s.B >= 1 && s.Cin >= 1 && s.Cout >= 1 && s.L >= 1, what,
+                ": batch, channels and length must be >= 1 (batch ", s.B, ", in_channels ", s.Cin,
+                ", out_channels ", s.Cout, ", length ", s.L, ")");
+  DISTILL_CHECK(s.K >= 1 && s.dilation >= 1, what, ": kernel ", s.K, " and dilation ", s.dilation,
                 " must be >= 1");
-  DISTILL_CHECK(s.pad_left >= 0 && s.out_length >= 1, what, ": pad_left ", s.pad_left, " must be >= 0 and out_length ",
-                s.out_length, " >= 1");
-  const index_t pad_right = s.out_length - s.length - s.pad_left + s.dilation * (s.kernel - 1);
-  DISTILL_CHECK(pad_right >= 0, what, ": out_length ", s.out_length, " needs a negative right padding (", pad_right,
-                ") for length ", s.length, ", kernel ", s.kernel, ", dilation ", s.dilation, ", pad_left ", s.pad_left);
+  DISTILL_CHECK(s.pad_left >= 0 && s.Lout >= 1, what, ": pad_left ", s.pad_left, " must be >= 0 and out_length ",
+                s.Lout, " >= 1");
+  const index_t pad_right = s.Lout - s.L - s.pad_left + s.dilation * (s.K - 1);
+  DISTILL_CHECK(pad_right >= 0, what, ": out_length ", s.Lout, " needs a negative right padding (", pad_right,
+                ") for length ", s.L, ", kernel ", s.K, ", dilation ", s.dilation, ", pad_left ", s.pad_left);
   const index_t lim = (index_t(1) << 31) - 1;
-  DISTILL_CHECK(s.batch * s.in_channels * s.length <= lim && s.batch * s.out_channels * s.out_length <= lim &&
-                    s.out_channels * s.in_channels * s.kernel <= lim && s.dilation * (s.kernel - 1) <= lim / 4,
-                what, ": tensors of more than 2^31 - 1 elements are not supported (batch ", s.batch, ", channels ",
-                s.in_channels, " -> ", s.out_channels, ", length ", s.length, ", kernel ", s.kernel, ")");
+  DISTILL_CHECK(s.B * s.Cin * s.L <= lim && s.B * s.Cout * s.Lout <= lim &&
+                    s.Cout * s.Cin * s.K <= lim && s.dilation * (s.K - 1) <= lim / 4,
+                what, ": tensors of more than 2^31 - 1 elements are not supported (batch ", s.B, ", channels ",
+                s.Cin, " -> ", s.Cout, ", length ", s.L, ", kernel ", s.K, ")");
 }
 
-inline ConvDims conv_dims(const ConvProblem& s, bool transposed) {
+inline ConvDims conv_dims(const Conv1dGeometry& s, bool transposed) {
   ConvDims d{};
-  d.batch = static_cast<int>(s.batch);
-  d.kernel = static_cast<int>(s.kernel);
+  d.batch = static_cast<int>(s.B);
+  d.kernel = static_cast<int>(s.K);
   d.dilation = static_cast<int>(s.dilation);
   if (!transposed) {
-    d.out_ch = static_cast<int>(s.out_channels);
-    d.in_ch = static_cast<int>(s.in_channels);
-    d.in_len = static_cast<int>(s.length);
-    d.out_len = static_cast<int>(s.out_length);
+    d.out_ch = static_cast<int>(s.Cout);
+    d.in_ch = static_cast<int>(s.Cin);
+    d.in_len = static_cast<int>(s.L);
+    d.out_len = static_cast<int>(s.Lout);
     d.pad = static_cast<int>(s.pad_left);
   } else {
-    d.out_ch = static_cast<int>(s.in_channels);
-    d.in_ch = static_cast<int>(s.out_channels);
-    d.in_len = static_cast<int>(s.out_length);
-    d.out_len = static_cast<int>(s.length);
-    d.pad = static_cast<int>(s.dilation * (s.kernel - 1) - s.pad_left);  // mirrored; may be negative
+    d.out_ch = static_cast<int>(s.Cin);
+    d.in_ch = static_cast<int>(s.Cout);
+    d.in_len = static_cast<int>(s.Lout);
+    d.out_len = static_cast<int>(s.L);
+    d.pad = static_cast<int>(s.dilation * (s.K - 1) - s.pad_left);  // mirrored; may be negative
   }
   return d;
 }
@@ -404,13 +402,13 @@ void launch_small_cin(cudaStream_t s, const ConvDims& d, const T* in, const T* w
 
 /// Forward. `small_cin`: use the 1..4-input-channel kernel (the launcher checks in_channels <= 4).
 template <class T>
-void conv1d_forward(cudaStream_t s, const ConvProblem& p, const T* x, const T* w, const T* bias, T* y, bool accumulate,
+void conv1d_forward(cudaStream_t s, const Conv1dGeometry& p, const T* x, const T* w, const T* bias, T* y, bool accumulate,
                     bool small_cin) {
-  check_conv_problem("conv1d_forward", p);
+  check_conv_geometry("conv1d_forward", p);
   const ConvDims d = conv_dims(p, false);
   if (small_cin) {
-    DISTILL_CHECK(p.in_channels <= 4, "conv1d_forward: the small-Cin kernel handles 1..4 input channels, got ",
-                  p.in_channels);
+    DISTILL_CHECK(p.Cin <= 4, "conv1d_forward: the small-Cin kernel handles 1..4 input channels, got ",
+                  p.Cin);
     switch (d.in_ch) {
       case 1: return launch_small_cin<T, 1, ConvSmallCinTile>(s, d, x, w, bias, y, accumulate);
       case 2: return launch_small_cin<T, 2, ConvSmallCinTile>(s, d, x, w, bias, y, accumulate);
@@ -422,8 +420,9 @@ void conv1d_forward(cudaStream_t s, const ConvProblem& p, const T* x, const T* w
 }
 
 template <class T>
-void conv1d_backward_input(cudaStream_t s, const ConvProblem& p, const T* dy, const T* w, T* dx, bool accumulate) {
-  check_conv_problem("conv1d_backward_input", p);
+void conv1d_backward_input(cudaStream_t s, const Conv1dGeometry& p, const T* dy, const T* w, T* dx, bool accumulate) {
+  if (p.B == 0) return;  // an empty batch: nothing to write
+  check_conv_geometry("conv1d_backward_input", p);
   const ConvDims d = conv_dims(p, true);
   launch_general<T, ConvForwardTile, true>("conv1d_backward_input", s, d, dy, w, nullptr, dx, accumulate);
 }
@@ -438,25 +437,25 @@ struct WgradPlan {
 };
 
 template <class T, class Tile = ConvWgradTile>
-WgradPlan wgrad_plan(const ConvProblem& p) {
-  check_conv_problem("conv1d_backward_weight", p);
+WgradPlan wgrad_plan(const Conv1dGeometry& p) {
+  check_conv_geometry("conv1d_backward_weight", p);
   const ConvDims d = conv_dims(p, false);
   WgradPlan plan;
-  const index_t J = p.in_channels * p.kernel;
-  plan.tiles_t = static_cast<int>(ceil_div(p.out_length, Tile::TT));
-  DISTILL_CHECK(p.batch * plan.tiles_t <= 2147483647, "conv1d_backward_weight: too many (batch, time tile) items");
-  plan.items = static_cast<int>(p.batch) * plan.tiles_t;
-  const index_t gx = ceil_div(J, Tile::TJ), gy = ceil_div(p.out_channels, Tile::TO);
-  DISTILL_CHECK(gy <= 65535, "conv1d_backward_weight: ", p.out_channels, " output channels exceed the grid limit");
+  const index_t J = p.Cin * p.K;
+  plan.tiles_t = static_cast<int>(ceil_div(p.Lout, Tile::TT));
+  DISTILL_CHECK(p.B * plan.tiles_t <= 2147483647, "conv1d_backward_weight: too many (batch, time tile) items");
+  plan.items = static_cast<int>(p.B) * plan.tiles_t;
+  const index_t gx = ceil_div(J, Tile::TJ), gy = ceil_div(p.Cout, Tile::TO);
+  DISTILL_CHECK(gy <= 65535, "conv1d_backward_weight: ", p.Cout, " output channels exceed the grid limit");
   // Aim for ~512 blocks in total, never more splits than items: depends on the shape only (deterministic).
   plan.splits = static_cast<int>(min_of<index_t>(max_of<index_t>(ceil_div(512, gx * gy), 1), plan.items));
   plan.splits = min_of(plan.splits, 65535);
   plan.grid = dim3(static_cast<unsigned int>(gx), static_cast<unsigned int>(gy), static_cast<unsigned int>(plan.splits));
-  plan.stride = p.out_channels * J + p.out_channels;
+  plan.stride = p.Cout * J + p.Cout;
   const int max_nq = min_of<int>(d.in_ch, Tile::TJ / d.kernel + 2);
   plan.shared_bytes = sizeof(T) * (static_cast<std::size_t>(Tile::TO + kVecElems<T>) * Tile::TT +
                                    static_cast<std::size_t>(max_nq) * (Tile::TT + (d.kernel - 1) * d.dilation));
-  DISTILL_CHECK(plan.shared_bytes <= kConvSharedLimit, "conv1d_backward_weight: kernel ", p.kernel, " with dilation ",
+  DISTILL_CHECK(plan.shared_bytes <= kConvSharedLimit, "conv1d_backward_weight: kernel ", p.K, " with dilation ",
                 p.dilation, " needs ", plan.shared_bytes, " bytes of shared memory, above the ", kConvSharedLimit,
                 "-byte limit");
   return plan;
@@ -464,17 +463,43 @@ WgradPlan wgrad_plan(const ConvProblem& p) {
 
 /// `workspace` holds plan.workspace_elements() values of T.
 template <class T, class Tile = ConvWgradTile>
-void conv1d_backward_weight(cudaStream_t s, const ConvProblem& p, const WgradPlan& plan, const T* x, const T* dy, T* dw,
+void conv1d_backward_weight(cudaStream_t s, const Conv1dGeometry& p, const WgradPlan& plan, const T* x, const T* dy, T* dw,
                             T* dbias, bool accumulate, T* workspace) {
   if (!dw && !dbias) return;
   const ConvDims d = conv_dims(p, false);
   launch("conv1d_wgrad_partial_kernel", conv1d_wgrad_partial_kernel<T, Tile>,
          {plan.grid, dim3(Tile::threads), plan.shared_bytes, s}, d, x, dy, workspace, plan.items, plan.tiles_t,
          plan.splits);
-  const index_t nw = p.out_channels * p.in_channels * p.kernel;
+  const index_t nw = p.Cout * p.Cin * p.K;
   launch("conv1d_wgrad_reduce_kernel", conv1d_wgrad_reduce_kernel<T>,
          {elementwise_grid(plan.stride), dim3(kElementwiseThreads), 0, s}, workspace, plan.splits, plan.stride, dw,
          dbias, nw, accumulate ? 1 : 0);
+}
+
+// The entry points (cuda/entry_points.inc): the kernel choice, empty batches, the split-K workspace.
+/// Forward; Conv1dAlgo::Auto takes the small-Cin kernel for 1..4 input channels.
+template <class T>
+void conv1d_forward(cudaStream_t s, const Conv1dGeometry& p, const T* x, const T* w, const T* bias, T* y, bool accumulate,
+                    Conv1dAlgo algo) {
+  if (p.B == 0) return;
+  const bool small = algo == Conv1dAlgo::SmallCin || (algo == Conv1dAlgo::Auto && p.Cin <= 4);
+  conv1d_forward<T>(s, p, x, w, bias, y, accumulate, small);
+}
+/// Grad-weight with its workspace from the context; an empty batch gives zero gradients (unless accumulating).
+template <class T>
+void conv1d_backward_weight(cuda::ContextState& st, const Conv1dGeometry& p, const T* x, const T* dy, T* dw, T* dbias,
+                            bool accumulate) {
+  if (p.B == 0) {
+    if (!accumulate && dw)
+      DISTILL_CUDA_CHECK(cudaMemsetAsync(dw, 0, sizeof(T) * static_cast<std::size_t>(p.Cout * p.Cin * p.K), st.stream()));
+    if (!accumulate && dbias)
+      DISTILL_CUDA_CHECK(cudaMemsetAsync(dbias, 0, sizeof(T) * static_cast<std::size_t>(p.Cout), st.stream()));
+    return;
+  }
+  const WgradPlan plan = wgrad_plan<T>(p);
+  if (!dw && !dbias) return;
+  auto workspace = st.scratch<T>(plan.workspace_elements());
+  conv1d_backward_weight<T>(st.stream(), p, plan, x, dy, dw, dbias, accumulate, static_cast<T*>(workspace.get()));
 }
 
 }  // namespace distill::kernels

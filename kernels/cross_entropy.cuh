@@ -172,4 +172,21 @@ void squared_error_backward(cudaStream_t s, const T* a, const T* b, const T* gra
          {elementwise_grid(n), dim3(kElementwiseThreads), 0, s}, a, b, grad_out, k, da, db, n, accumulate ? 1 : 0);
 }
 
+// The entry points, with their scratch from the context.
+template <class T>
+void cross_entropy_forward(cuda::ContextState& st, const T* x, const std::int32_t* labels, const T* p, index_t rows,
+                           index_t cols, T* lse, T* out, double alpha) {
+  auto row_loss = st.scratch<double>(static_cast<std::size_t>(rows > 0 ? rows : 1));
+  cross_entropy_forward<T>(st.stream(), x, labels, p, rows, cols, lse, out, alpha, static_cast<double*>(row_loss.get()));
+}
+template <class T>
+void squared_error_sum(cuda::ContextState& st, const T* a, const T* b, index_t n, T* out, double alpha) {
+  auto partials = st.scratch<double>(static_cast<std::size_t>(sum_partial_blocks(n)));
+  squared_error_sum<T>(st.stream(), a, b, n, out, alpha, static_cast<double*>(partials.get()));
+}
+template <class T>
+void squared_error_backward(cudaStream_t s, const T* a, const T* b, const T* grad_out, T k, T* da, T* db, index_t n) {
+  squared_error_backward<T>(s, a, b, grad_out, k, da, db, n, true);
+}
+
 }  // namespace distill::kernels

@@ -122,4 +122,38 @@ void add_scalar(cudaStream_t s, T* y, const T* scalar, T alpha, index_t n) {
          alpha, n);
 }
 
+// The entry points of cuda/entry_points.inc that are one elementwise launch.
+template <class T>
+void scale(cudaStream_t s, T* y, const T* x, T alpha, index_t n) {
+  unary<T, UnaryOp::Scale>(s, "scale_kernel", y, x, alpha, n);
+}
+template <class T>
+void axpy(cudaStream_t s, T* y, const T* x, T alpha, index_t n) {
+  unary<T, UnaryOp::Axpy>(s, "axpy_kernel", y, x, alpha, n);
+}
+template <class T>
+void relu_forward(cudaStream_t s, T* y, const T* x, index_t n) {
+  unary<T, UnaryOp::Relu>(s, "relu_forward_kernel", y, x, T(0), n);
+}
+template <class T>
+void add(cudaStream_t s, T* y, const T* a, const T* b, index_t n) {
+  binary<T, BinaryOp::Add>(s, "add_kernel", y, a, b, n);
+}
+template <class T>
+void sub(cudaStream_t s, T* y, const T* a, const T* b, index_t n) {
+  binary<T, BinaryOp::Sub>(s, "sub_kernel", y, a, b, n);
+}
+template <class T>
+void mul(cudaStream_t s, T* y, const T* a, const T* b, index_t n) {
+  binary<T, BinaryOp::Mul>(s, "mul_kernel", y, a, b, n);
+}
+template <class T>
+void div(cudaStream_t s, T* y, const T* a, const T* b, index_t n) {
+  binary<T, BinaryOp::Div>(s, "div_kernel", y, a, b, n);
+}
+template <class T>
+void accumulate_product(cudaStream_t s, T* y, const T* a, const T* b, index_t n) {
+  binary<T, BinaryOp::AccumulateProduct>(s, "accumulate_product_kernel", y, a, b, n);
+}
+
 }  // namespace distill::kernels

@@ -16,13 +16,14 @@
 
 #include <climits>
 
+#include "context.cuh"
+#include "distill/problems/kernels.hpp"
 #include "launch.cuh"
 
 namespace distill::kernels {
 
-enum class GemmTrans { N, T };
 
-inline cublasOperation_t to_cublas(GemmTrans t) { return t == GemmTrans::N ? CUBLAS_OP_N : CUBLAS_OP_T; }
+inline cublasOperation_t to_cublas(Trans t) { return t == Trans::N ? CUBLAS_OP_N : CUBLAS_OP_T; }
 
 inline cublasStatus_t cublas_gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                   const float* alpha, const float* A, int lda, const float* B, int ldb,
@@ -52,12 +53,12 @@ struct RowMajorGemm {
 };
 
 /// Checks extents and leading dimensions (row strides; 0 = contiguous) and fills in the defaults.
-inline RowMajorGemm row_major_gemm(GemmTrans ta, GemmTrans tb, index_t M, index_t N, index_t K, index_t lda,
+inline RowMajorGemm row_major_gemm(Trans ta, Trans tb, index_t M, index_t N, index_t K, index_t lda,
                                    index_t ldb, index_t ldc) {
   DISTILL_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative extent (M ", M, ", N ", N, ", K ", K, ")");
   DISTILL_CHECK(M <= INT_MAX && N <= INT_MAX && K <= INT_MAX, "gemm: extent above cuBLAS's int range (M ", M, ", N ",
                 N, ", K ", K, ")");
-  const index_t a_cols = ta == GemmTrans::N ? K : M, b_cols = tb == GemmTrans::N ? N : K;
+  const index_t a_cols = ta == Trans::N ? K : M, b_cols = tb == Trans::N ? N : K;
   RowMajorGemm g{M, N, K, lda ? lda : a_cols, ldb ? ldb : b_cols, ldc ? ldc : N};
   if (g.lda < 1) g.lda = 1;
   if (g.ldb < 1) g.ldb = 1;
@@ -70,7 +71,7 @@ inline RowMajorGemm row_major_gemm(GemmTrans ta, GemmTrans tb, index_t M, index_
 
 /// Row-major C[M,N] = alpha op_a(A) op_b(B) + beta C (C not read when beta == 0).
 template <class T>
-void gemm(cublasHandle_t h, GemmTrans ta, GemmTrans tb, index_t M, index_t N, index_t K, T alpha, const T* A,
+void gemm(cublasHandle_t h, Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, const T* A,
           const T* B, T beta, T* C, index_t lda, index_t ldb, index_t ldc) {
   const RowMajorGemm g = row_major_gemm(ta, tb, M, N, K, lda, ldb, ldc);
   if (M == 0 || N == 0) return;
@@ -80,7 +81,7 @@ void gemm(cublasHandle_t h, GemmTrans ta, GemmTrans tb, index_t M, index_t N, in
 }
 
 template <class T>
-void gemm_strided_batched(cublasHandle_t h, GemmTrans ta, GemmTrans tb, index_t M, index_t N, index_t K, T alpha,
+void gemm_strided_batched(cublasHandle_t h, Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
                           const T* A, index_t stride_a, const T* B, index_t stride_b, T beta, T* C, index_t stride_c,
                           index_t batch) {
   const RowMajorGemm g = row_major_gemm(ta, tb, M, N, K, 0, 0, 0);
@@ -92,6 +93,19 @@ void gemm_strided_batched(cublasHandle_t h, GemmTrans ta, GemmTrans tb, index_t 
       h, to_cublas(tb), to_cublas(ta), static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha, B,
       static_cast<int>(g.ldb), stride_b, A, static_cast<int>(g.lda), stride_a, &beta, C, static_cast<int>(g.ldc),
       stride_c, static_cast<int>(batch)));
+}
+
+// The entry points: the context's cuBLAS handle (bound to its stream).
+template <class T>
+void gemm(cuda::ContextState& st, Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, const T* A, const T* B,
+          T beta, T* C, index_t lda, index_t ldb, index_t ldc) {
+  gemm<T>(st.cublas(), ta, tb, M, N, K, alpha, A, B, beta, C, lda, ldb, ldc);
+}
+template <class T>
+void gemm_strided_batched(cuda::ContextState& st, Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha,
+                          const T* A, index_t stride_a, const T* B, index_t stride_b, T beta, T* C, index_t stride_c,
+                          index_t batch) {
+  gemm_strided_batched<T>(st.cublas(), ta, tb, M, N, K, alpha, A, stride_a, B, stride_b, beta, C, stride_c, batch);
 }
 
 }  // namespace distill::kernels

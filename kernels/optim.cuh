@@ -14,6 +14,7 @@
 
 #include <cmath>
 
+#include "distill/problems/kernels.hpp"
 #include "elementwise.cuh"
 
 namespace distill::kernels {
@@ -84,8 +85,9 @@ __global__ void ema_update_kernel(T* __restrict__ target, const T* __restrict__ 
 }
 
 template <class T>
-void sgd_step(cudaStream_t s, T* param, const T* grad, T* buf, index_t n, double lr, double momentum,
-              double dampening, double weight_decay, bool nesterov, bool first_step) {
+void sgd_step(cudaStream_t s, T* param, const T* grad, T* buf, index_t n, const SgdConfig& cfg) {
+  const double lr = cfg.lr, momentum = cfg.momentum, dampening = cfg.dampening, weight_decay = cfg.weight_decay;
+  const bool nesterov = cfg.nesterov, first_step = cfg.first_step;
   DISTILL_CHECK(n >= 0, "sgd_step: negative element count ", n);
   DISTILL_CHECK(lr >= 0 && momentum >= 0 && weight_decay >= 0, "sgd_step: invalid lr ", lr, ", momentum ", momentum,
                 " or weight_decay ", weight_decay);
@@ -101,8 +103,10 @@ void sgd_step(cudaStream_t s, T* param, const T* grad, T* buf, index_t n, double
 }
 
 template <class T>
-void adam_step(cudaStream_t s, T* param, const T* grad, T* m, T* v, T* vmax, index_t n, double lr, double beta1,
-               double beta2, double eps, double weight_decay, bool decoupled, long long step) {
+void adam_step(cudaStream_t s, T* param, const T* grad, T* m, T* v, index_t n, const AdamConfig& cfg, T* vmax) {
+  const double lr = cfg.lr, beta1 = cfg.beta1, beta2 = cfg.beta2, eps = cfg.eps, weight_decay = cfg.weight_decay;
+  const bool decoupled = cfg.decoupled_weight_decay;
+  const long long step = static_cast<long long>(cfg.step);
   DISTILL_CHECK(n >= 0, "adam_step: negative element count ", n);
   DISTILL_CHECK(step >= 1, "adam_step: the step count is 1-based, got ", step);
   DISTILL_CHECK(lr >= 0 && eps >= 0 && weight_decay >= 0 && beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1,

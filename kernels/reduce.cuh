@@ -5,6 +5,7 @@
 // Accumulation is in double for float and double inputs alike.
 #pragma once
 
+#include "context.cuh"
 #include "launch.cuh"
 
 namespace distill::kernels {
@@ -97,6 +98,13 @@ void sum_axis1(cudaStream_t s, const T* x, index_t rows, index_t cols, T* out, d
   launch("sum_axis1_kernel", sum_axis1_kernel<T>,
          {dim3(static_cast<unsigned int>(ceil_div(rows, rows_per_block))), dim3(kReduceThreads), 0, s}, x, rows, cols,
          out, alpha, accumulate ? 1 : 0);
+}
+
+/// The entry point: *out (+)= alpha * sum(x), the partials in the context's scratch memory.
+template <class T>
+void sum(cuda::ContextState& st, const T* x, index_t n, T* out, T alpha, bool accumulate) {
+  auto partials = st.scratch<double>(static_cast<std::size_t>(sum_partial_blocks(n)));
+  sum<T>(st.stream(), x, n, out, static_cast<double>(alpha), accumulate, static_cast<double*>(partials.get()));
 }
 
 }  // namespace distill::kernels

@@ -172,4 +172,24 @@ void l2_normalize_rows_backward(cudaStream_t s, const T* y, const T* norms, cons
          accumulate ? 1 : 0);
 }
 
+// The entry points: softmax and log-softmax by name.
+template <class T>
+void softmax_rows(cudaStream_t s, const T* x, T* y, index_t rows, index_t cols) {
+  softmax_rows<T>(s, x, y, rows, cols, false);
+}
+template <class T>
+void log_softmax_rows(cudaStream_t s, const T* x, T* y, index_t rows, index_t cols) {
+  softmax_rows<T>(s, x, y, rows, cols, true);
+}
+template <class T>
+void softmax_rows_backward(cudaStream_t s, const T* y, const T* dy, T* dx, index_t rows, index_t cols,
+                           bool accumulate) {
+  softmax_rows_backward<T>(s, y, dy, dx, rows, cols, false, accumulate);
+}
+template <class T>
+void log_softmax_rows_backward(cudaStream_t s, const T* y, const T* dy, T* dx, index_t rows, index_t cols,
+                               bool accumulate) {
+  softmax_rows_backward<T>(s, y, dy, dx, rows, cols, true, accumulate);
+}
+
 }  // namespace distill::kernels

@@ -169,10 +169,8 @@ TEST_CASE("conv1d grad-weight with fewer splits than items (several items per bl
           "[cuda][conv1d]") {
   // The API picks the split count from the shape (up to 512 blocks), so at test sizes every block owns one
   // (batch, time-tile) item. Drive the kernel-level launcher with forced small split counts instead.
-  namespace dc = distill::cuda;
-  const dc::Conv1dShape s = dc::conv1d_shape(3, 5, 7, 150, 8, distill::Padding::Same);  // 3 x 3 = 9 items
-  const distill::kernels::ConvProblem p{s.batch, s.in_channels, s.out_channels, s.length,
-                                        s.kernel, s.dilation,    s.pad_left,     s.out_length};
+  const distill::Conv1dGeometry s = distill::conv1d_geometry(3, 5, 7, 150, 8, {distill::Padding::Same});  // 9 items
+  const distill::Conv1dGeometry& p = s;
   const auto hx = cuda_checks::random_vector<float>(static_cast<std::size_t>(3 * 5 * 150), 1);
   const auto hdy = cuda_checks::random_vector<float>(static_cast<std::size_t>(3 * 7 * 150), 2);
   cuda_checks::ConvRef<float> rw, rb;

@@ -124,24 +124,24 @@ struct ConvRef {
 };
 
 template <class T>
-ConvRef<T> ref_conv_forward(const dc::Conv1dShape& s, const std::vector<T>& x, const std::vector<T>& w,
+ConvRef<T> ref_conv_forward(const distill::Conv1dGeometry& s, const std::vector<T>& x, const std::vector<T>& w,
                             const std::vector<T>* bias) {
   ConvRef<T> r;
-  r.val.assign(static_cast<std::size_t>(s.batch * s.out_channels * s.out_length), 0.0);
+  r.val.assign(static_cast<std::size_t>(s.B * s.Cout * s.Lout), 0.0);
   r.mag = r.val;
-  for (index_t b = 0; b < s.batch; ++b)
-    for (index_t o = 0; o < s.out_channels; ++o)
-      for (index_t t = 0; t < s.out_length; ++t) {
+  for (index_t b = 0; b < s.B; ++b)
+    for (index_t o = 0; o < s.Cout; ++o)
+      for (index_t t = 0; t < s.Lout; ++t) {
         double acc = bias ? double((*bias)[o]) : 0.0, mag = bias ? std::fabs(double((*bias)[o])) : 0.0;
-        for (index_t c = 0; c < s.in_channels; ++c)
-          for (index_t u = 0; u < s.kernel; ++u) {
+        for (index_t c = 0; c < s.Cin; ++c)
+          for (index_t u = 0; u < s.K; ++u) {
             const index_t pos = t + u * s.dilation - s.pad_left;
-            if (pos < 0 || pos >= s.length) continue;
-            const double term = double(w[(o * s.in_channels + c) * s.kernel + u]) * double(x[(b * s.in_channels + c) * s.length + pos]);
+            if (pos < 0 || pos >= s.L) continue;
+            const double term = double(w[(o * s.Cin + c) * s.K + u]) * double(x[(b * s.Cin + c) * s.L + pos]);
             acc += term;
             mag += std::fabs(term);
           }
-        const auto i = static_cast<std::size_t>((b * s.out_channels + o) * s.out_length + t);
+        const auto i = static_cast<std::size_t>((b * s.Cout + o) * s.Lout + t);
         r.val[i] = acc;
         r.mag[i] = mag;
       }
@@ -149,19 +149,19 @@ ConvRef<T> ref_conv_forward(const dc::Conv1dShape& s, const std::vector<T>& x, c
 }
 
 template <class T>
-ConvRef<T> ref_conv_backward_input(const dc::Conv1dShape& s, const std::vector<T>& dy, const std::vector<T>& w) {
+ConvRef<T> ref_conv_backward_input(const distill::Conv1dGeometry& s, const std::vector<T>& dy, const std::vector<T>& w) {
   ConvRef<T> r;
-  r.val.assign(static_cast<std::size_t>(s.batch * s.in_channels * s.length), 0.0);
+  r.val.assign(static_cast<std::size_t>(s.B * s.Cin * s.L), 0.0);
   r.mag = r.val;
-  for (index_t b = 0; b < s.batch; ++b)
-    for (index_t o = 0; o < s.out_channels; ++o)
-      for (index_t t = 0; t < s.out_length; ++t)
-        for (index_t c = 0; c < s.in_channels; ++c)
-          for (index_t u = 0; u < s.kernel; ++u) {
+  for (index_t b = 0; b < s.B; ++b)
+    for (index_t o = 0; o < s.Cout; ++o)
+      for (index_t t = 0; t < s.Lout; ++t)
+        for (index_t c = 0; c < s.Cin; ++c)
+          for (index_t u = 0; u < s.K; ++u) {
             const index_t pos = t + u * s.dilation - s.pad_left;
-            if (pos < 0 || pos >= s.length) continue;
-            const double term = double(w[(o * s.in_channels + c) * s.kernel + u]) * double(dy[(b * s.out_channels + o) * s.out_length + t]);
-            const auto i = static_cast<std::size_t>((b * s.in_channels + c) * s.length + pos);
+            if (pos < 0 || pos >= s.L) continue;
+            const double term = double(w[(o * s.Cin + c) * s.K + u]) * double(dy[(b * s.Cout + o) * s.Lout + t]);
+            const auto i = static_cast<std::size_t>((b * s.Cin + c) * s.L + pos);
             r.val[i] += term;
             r.mag[i] += std::fabs(term);
           }
@@ -169,24 +169,24 @@ ConvRef<T> ref_conv_backward_input(const dc::Conv1dShape& s, const std::vector<T
 }
 
 template <class T>
-void ref_conv_backward_weight(const dc::Conv1dShape& s, const std::vector<T>& x, const std::vector<T>& dy,
+void ref_conv_backward_weight(const distill::Conv1dGeometry& s, const std::vector<T>& x, const std::vector<T>& dy,
                               ConvRef<T>& dw, ConvRef<T>& db) {
-  dw.val.assign(static_cast<std::size_t>(s.out_channels * s.in_channels * s.kernel), 0.0);
+  dw.val.assign(static_cast<std::size_t>(s.Cout * s.Cin * s.K), 0.0);
   dw.mag = dw.val;
-  db.val.assign(static_cast<std::size_t>(s.out_channels), 0.0);
+  db.val.assign(static_cast<std::size_t>(s.Cout), 0.0);
   db.mag = db.val;
-  for (index_t b = 0; b < s.batch; ++b)
-    for (index_t o = 0; o < s.out_channels; ++o)
-      for (index_t t = 0; t < s.out_length; ++t) {
-        const double g = dy[(b * s.out_channels + o) * s.out_length + t];
+  for (index_t b = 0; b < s.B; ++b)
+    for (index_t o = 0; o < s.Cout; ++o)
+      for (index_t t = 0; t < s.Lout; ++t) {
+        const double g = dy[(b * s.Cout + o) * s.Lout + t];
         db.val[o] += g;
         db.mag[o] += std::fabs(g);
-        for (index_t c = 0; c < s.in_channels; ++c)
-          for (index_t u = 0; u < s.kernel; ++u) {
+        for (index_t c = 0; c < s.Cin; ++c)
+          for (index_t u = 0; u < s.K; ++u) {
             const index_t pos = t + u * s.dilation - s.pad_left;
-            if (pos < 0 || pos >= s.length) continue;
-            const double term = g * double(x[(b * s.in_channels + c) * s.length + pos]);
-            const auto i = static_cast<std::size_t>((o * s.in_channels + c) * s.kernel + u);
+            if (pos < 0 || pos >= s.L) continue;
+            const double term = g * double(x[(b * s.Cin + c) * s.L + pos]);
+            const auto i = static_cast<std::size_t>((o * s.Cin + c) * s.K + u);
             dw.val[i] += term;
             dw.mag[i] += std::fabs(term);
           }
@@ -206,12 +206,12 @@ ConvRef<T> plus(const ConvRef<T>& r, const std::vector<T>& prior) {
 
 template <class T>
 void check_conv_case(const ConvCase& cc, std::uint64_t seed) {
-  const dc::Conv1dShape s = dc::conv1d_shape(cc.batch, cc.cin, cc.cout, cc.length, cc.kernel, cc.padding, cc.dilation);
+  const distill::Conv1dGeometry s = distill::conv1d_geometry(cc.batch, cc.cin, cc.cout, cc.length, cc.kernel, {cc.padding, cc.dilation});
   const std::string name = describe(cc);
-  const auto hx = random_vector<T>(static_cast<std::size_t>(s.batch * s.in_channels * s.length), seed);
-  const auto hw = random_vector<T>(static_cast<std::size_t>(s.out_channels * s.in_channels * s.kernel), seed + 1);
-  const auto hb = random_vector<T>(static_cast<std::size_t>(s.out_channels), seed + 2);
-  const auto hdy = random_vector<T>(static_cast<std::size_t>(s.batch * s.out_channels * s.out_length), seed + 3);
+  const auto hx = random_vector<T>(static_cast<std::size_t>(s.B * s.Cin * s.L), seed);
+  const auto hw = random_vector<T>(static_cast<std::size_t>(s.Cout * s.Cin * s.K), seed + 1);
+  const auto hb = random_vector<T>(static_cast<std::size_t>(s.Cout), seed + 2);
+  const auto hdy = random_vector<T>(static_cast<std::size_t>(s.B * s.Cout * s.Lout), seed + 3);
   DeviceVec<T> x(hx), w(hw), bias(hb), dy(hdy);
   const double tol = rel_tol<T>();
 
@@ -219,7 +219,7 @@ void check_conv_case(const ConvCase& cc, std::uint64_t seed) {
   const auto ref_b = ref_conv_forward(s, hx, hw, &hb);
   const auto ref_nb = ref_conv_forward(s, hx, hw, static_cast<const std::vector<T>*>(nullptr));
   std::vector<dc::Conv1dAlgo> algos{dc::Conv1dAlgo::Auto};
-  if (s.in_channels <= 4) {
+  if (s.Cin <= 4) {
     algos.push_back(dc::Conv1dAlgo::General);
     algos.push_back(dc::Conv1dAlgo::SmallCin);
   }
@@ -309,22 +309,22 @@ TEST_CASE("conv1d in double precision", "[cuda][conv1d]") {
 
 TEST_CASE("conv1d preconditions are checked with messages naming the values", "[cuda][conv1d]") {
   DeviceVec<float> buf(64);
-  dc::Conv1dShape s = dc::conv1d_shape(1, 2, 2, 8, 3, distill::Padding::Same);
-  s.out_length = 2;  // length 8, k 3, pad_left 1 -> pad_right = 2 - 8 - 1 + 2 = -5
+  distill::Conv1dGeometry s = distill::conv1d_geometry(1, 2, 2, 8, 3, {distill::Padding::Same});
+  s.Lout = 2;  // length 8, k 3, pad_left 1 -> implied pad_right = 2 - 8 - 1 + 2 = -5
   CHECK_THROWS_WITH(dc::conv1d_forward<float>(ctx(), s, buf.data(), buf.data(), nullptr, buf.data()),
                     Catch::Contains("negative right padding") && Catch::Contains("out_length 2"));
-  CHECK_THROWS_WITH(dc::conv1d_shape(1, 1, 1, 4, 8, distill::Padding::Valid),
+  CHECK_THROWS_WITH(distill::conv1d_geometry(1, 1, 1, 4, 8, {distill::Padding::Valid}),
                     Catch::Contains("'valid' padding needs L >=") && Catch::Contains("L=4"));
-  dc::Conv1dShape small = dc::conv1d_shape(1, 5, 2, 8, 3, distill::Padding::Same);
+  distill::Conv1dGeometry small = distill::conv1d_geometry(1, 5, 2, 8, 3, {distill::Padding::Same});
   CHECK_THROWS_WITH(dc::conv1d_forward<float>(ctx(), small, buf.data(), buf.data(), nullptr, buf.data(), false,
                                               dc::Conv1dAlgo::SmallCin),
                     Catch::Contains("small-Cin kernel handles 1..4 input channels, got 5"));
-  dc::Conv1dShape huge = dc::conv1d_shape(1, 1, 1, 8, 4000, distill::Padding::Same);
+  distill::Conv1dGeometry huge = distill::conv1d_geometry(1, 1, 1, 8, 4000, {distill::Padding::Same});
   CHECK_THROWS_WITH(dc::conv1d_forward<float>(ctx(), huge, buf.data(), buf.data(), nullptr, buf.data(), false,
                                               dc::Conv1dAlgo::General),
                     Catch::Contains("bytes of shared memory") && Catch::Contains("kernel 4000"));
   // An empty batch is a no-op; grad-weight of an empty batch is zero.
-  const dc::Conv1dShape empty = dc::conv1d_shape(0, 2, 3, 5, 3, distill::Padding::Same);
+  const distill::Conv1dGeometry empty = distill::conv1d_geometry(0, 2, 3, 5, 3, {distill::Padding::Same});
   DeviceVec<float> dw(2 * 3 * 3), db(3);
   dw.poison();
   db.poison();
@@ -333,15 +333,10 @@ TEST_CASE("conv1d preconditions are checked with messages naming the values", "[
   dc::conv1d_backward_weight<float>(ctx(), empty, nullptr, nullptr, dw.data(), db.data(), false);
   for (float v : dw.download()) CHECK(v == 0.0f);
   for (float v : db.download()) CHECK(v == 0.0f);
-  CHECK(dc::conv1d_shape(2, 3, 4, 10, 8, distill::Padding::Same).pad_left == 3);   // PyTorch: 3 left, 4 right
-  CHECK(dc::conv1d_shape(2, 3, 4, 10, 8, distill::Padding::Same).pad_right() == 4);
-  CHECK(dc::conv1d_shape(2, 3, 4, 10, 5, distill::Padding::Same, 3).pad_left == 6);
-  CHECK(dc::conv1d_shape(2, 3, 4, 10, 5, distill::Padding::Valid, 2).out_length == 2);
-  const distill::Conv1dGeometry g = distill::conv1d_geometry(2, 3, 4, 10, 8, {distill::Padding::Same, 2});
-  const dc::Conv1dShape fromg = dc::conv1d_shape(g);
-  CHECK(fromg.pad_left == g.pad_left);
-  CHECK(fromg.pad_right() == g.pad_right);
-  CHECK(fromg.out_length == g.Lout);
+  CHECK(distill::conv1d_geometry(2, 3, 4, 10, 8, {distill::Padding::Same}).pad_left == 3);   // PyTorch: 3 left, 4 right
+  CHECK(distill::conv1d_geometry(2, 3, 4, 10, 8, {distill::Padding::Same}).pad_right == 4);
+  CHECK(distill::conv1d_geometry(2, 3, 4, 10, 5, {distill::Padding::Same, 3}).pad_left == 6);
+  CHECK(distill::conv1d_geometry(2, 3, 4, 10, 5, {distill::Padding::Valid, 2}).Lout == 2);
 }
 
 // =================================================================================================================

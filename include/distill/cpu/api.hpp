@@ -17,9 +17,14 @@
 #include "distill/core/tensor.hpp"
 #include "distill/cpu/exec.hpp"
 #include "distill/problems/conv1d.hpp"
+#include "distill/problems/kernels.hpp"
 #include "distill/problems/similarity.hpp"
 
 namespace distill::cpu {
+
+using ::distill::AdamConfig;  // problems/kernels.hpp: the descriptors the Cuda backend takes too
+using ::distill::SgdConfig;
+using ::distill::Trans;
 
 // --- conv1d (cpu/conv1d.hpp): implicit-GEMM passes, one per direction ------------------------------------------
 /// y = conv1d(x, w) (+ bias); x [B, Cin, L], w [Cout, Cin, K], y [B, Cout, Lout] (g says how).
@@ -33,7 +38,6 @@ template <class T>
 void conv1d_backward_weight(Exec ex, const Conv1dGeometry& g, const T* x, const T* dy, T* dw, T* db);
 
 // --- GEMM (cpu/eigen.hpp) --------------------------------------------------------------------------------------
-enum class Trans { N, T };
 /// Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, parallel over column panels of C.
 template <class T>
 void gemm(int threads, Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, const T* A, const T* B,
@@ -75,29 +79,12 @@ void l2_normalize_rows_backward(int threads, const T* y, const T* norms, const T
                                 double eps);
 
 // --- optimizer updates (cpu/optim.hpp) -------------------------------------------------------------------------
-struct SgdHyper {
-  double lr;
-  double momentum;
-  double dampening;
-  double weight_decay;
-  bool nesterov;
-};
-struct AdamHyper {
-  double lr;
-  double beta1;
-  double beta2;
-  double eps;
-  double weight_decay;
-  bool decoupled;  // AdamW: p *= 1 - lr * wd before the update; Adam: g += wd * p
-  bool amsgrad;
-  long long step;  // 1 on the first update
-};
 template <class T>
-void sgd_update(T* __restrict p, const T* __restrict g, T* __restrict buf, index_t n, const SgdHyper& h,
-                bool first_step, int threads);
+void sgd_update(T* __restrict p, const T* __restrict g, T* __restrict buf, index_t n, const SgdConfig& h,
+                int threads);
 template <class T>
 void adam_update(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
-                 index_t n, const AdamHyper& h, int threads);
+                 index_t n, const AdamConfig& h, int threads);
 template <class T>
 void ema_update(T* __restrict target, const T* __restrict source, index_t n, double momentum, int threads);
 
@@ -233,8 +220,8 @@ namespace distill::cpu {
   PREFIX void l2_normalize_rows<T>(int, const T*, T*, T*, index_t, index_t, double); \
   PREFIX void l2_normalize_rows_backward<T>(int, const T*, const T*, const T*, T*, index_t, index_t, double);
 #define DISTILL_CPU_OPTIM_INSTANCES(PREFIX, T) \
-  PREFIX void sgd_update<T>(T*, const T*, T*, index_t, const SgdHyper&, bool, int); \
-  PREFIX void adam_update<T>(T*, const T*, T*, T*, T*, index_t, const AdamHyper&, int); \
+  PREFIX void sgd_update<T>(T*, const T*, T*, index_t, const SgdConfig&, int); \
+  PREFIX void adam_update<T>(T*, const T*, T*, T*, T*, index_t, const AdamConfig&, int); \
   PREFIX void ema_update<T>(T*, const T*, index_t, double, int);
 #define DISTILL_CPU_POOL_INSTANCES(PREFIX, T) \
   PREFIX void mean_rows<T>(int, const T*, T*, index_t, index_t); \

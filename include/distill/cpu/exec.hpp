@@ -31,6 +31,11 @@ struct Exec {
   }
 };
 
+/// Threads worth using for a loop of n cheap elements: 1 below ~`grain` elements (thread start-up dominates).
+inline int threads_for(const ContextBase& ctx, index_t n, index_t grain = 32768) {
+  return static_cast<int>(std::clamp<index_t>(n / grain, 1, ctx.threads()));
+}
+
 /// The Exec of a Cpu context: its thread count, its caching host pool and its instruction-set level.
 inline Exec exec_of(const Context<Cpu>& ctx) { return Exec{ctx.threads(), &ctx.host_pool(), ctx.isa()}; }
 

@@ -20,8 +20,9 @@ namespace distill::cpu {
 ///   p  -= lr * d_p
 /// `buf` may be nullptr when momentum == 0.
 template <class T>
-void sgd_update(T* __restrict p, const T* __restrict g, T* __restrict buf, index_t n, const SgdHyper& h,
-                bool first_step, int threads) {
+void sgd_update(T* __restrict p, const T* __restrict g, T* __restrict buf, index_t n, const SgdConfig& h,
+                int threads) {
+  const bool first_step = h.first_step;
   const T wd = static_cast<T>(h.weight_decay);
   const T mu = static_cast<T>(h.momentum);
   const T damp = static_cast<T>(1.0 - h.dampening);
@@ -47,10 +48,10 @@ void sgd_update(T* __restrict p, const T* __restrict g, T* __restrict buf, index
 ///   v = v * b2 + (1 - b2) * g * g          (amsgrad: vmax = max(vmax, v), used below instead of v)
 ///   denom = sqrt(v) / sqrt(1 - b2^t) + eps
 ///   p = p - (lr / (1 - b1^t)) * m / denom
-/// `vmax` may be nullptr unless amsgrad.
+/// amsgrad when `vmax` is given (else nullptr).
 template <class T>
 void adam_update(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
-                 index_t n, const AdamHyper& h, int threads) {
+                 index_t n, const AdamConfig& h, int threads) {
   const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
   const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
   const T neg_step_size = static_cast<T>(-(h.lr / bc1));
@@ -61,8 +62,8 @@ void adam_update(T* __restrict p, const T* __restrict g, T* __restrict m, T* __r
   const T wd = static_cast<T>(h.weight_decay);
   const T decay = static_cast<T>(1.0 - h.lr * h.weight_decay);
   const bool use_wd = h.weight_decay != 0;
-  const bool decoupled = h.decoupled;
-  const bool amsgrad = h.amsgrad;
+  const bool decoupled = h.decoupled_weight_decay;
+  const bool amsgrad = vmax != nullptr;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (index_t i = 0; i < n; ++i) {
     T pi = p[i];

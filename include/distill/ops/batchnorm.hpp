@@ -14,7 +14,7 @@
 // variances are all-gathered and merged in rank order, Chan's parallel formula, so every rank gets the same numbers),
 // and the backward all-reduces sum(dy) and sum(dy * xhat) for dx; dgamma / dbeta stay this rank's sums (the gradient
 // average over ranks completes them), as torch.nn.SyncBatchNorm. Cpu device only for now.
-// Cuda: kernels/batchnorm.cuh through ops_detail::batch_norm_cuda (the same semantics).
+// Each device has its batch_norm_on overload: cpu/norm.hpp, or kernels/batchnorm.cuh (the same semantics).
 #pragma once
 
 #include <algorithm>
@@ -23,10 +23,6 @@
 #include <vector>
 
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/api.hpp"
-#ifndef DISTILL_COMPILED
-#include "distill/cpu/norm.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
-#endif
 #include "distill/ops/detail.hpp"
 #include "distill/ops/optional_inputs.hpp"
 
@@ -42,9 +38,11 @@ namespace ops_detail {
 /// The Cuda device: kernels/batchnorm.cuh (one block per channel; statistics in double, saved mean/invstd [C]).
 /// Shapes were checked by batch_norm. In eval mode the running statistics are snapshotted for the backward.
 template <class T, std::size_t R>
-Var<T, R, Cuda> batch_norm_cuda(const Var<T, R, Cuda>& x, const Var<T, 1, Cuda>& gamma, const Var<T, 1, Cuda>& beta,
-                                Tensor<T, 1, Cuda>& running_mean, Tensor<T, 1, Cuda>& running_var,
-                                const BatchNormOptions& opt, index_t B, index_t C, index_t L) {
+Var<T, R, Cuda> batch_norm_on(const Var<T, R, Cuda>& x, const Var<T, 1, Cuda>& gamma, const Var<T, 1, Cuda>& beta,
+                              Tensor<T, 1, Cuda>& running_mean, Tensor<T, 1, Cuda>& running_var,
+                              const BatchNormOptions& opt, index_t B, index_t C, index_t L, index_t, bool sync) {
+  DISTILL_CHECK(!sync, "batch_norm: synchronized batch norm runs on the Cpu device only; "
+                "on Cuda ranks use per-rank statistics (Context::set_sync_batch_norm(false))");
   auto& ctx = x.ctx();
   const cuda::BatchNormShape s{B, C, L};
   const T* gp = gamma.defined() ? gamma.value().data() : nullptr;
@@ -117,6 +115,93 @@ inline index_t merge_rank_statistics(Communicator& comm, index_t n, std::vector<
   }
   return static_cast<index_t>(na);
 }
+/// The Cpu device: cpu/norm.hpp (statistics in double; synchronized statistics over ranks when `sync`).
+/// Shapes were checked by batch_norm; N = B * L (this rank's count).
+template <class T, std::size_t R>
+Var<T, R, Cpu> batch_norm_on(const Var<T, R, Cpu>& x, const Var<T, 1, Cpu>& gamma, const Var<T, 1, Cpu>& beta,
+                             Tensor<T, 1, Cpu>& running_mean, Tensor<T, 1, Cpu>& running_var,
+                             const BatchNormOptions& opt, index_t B, index_t C, index_t L, index_t N, bool sync) {
+  using D = Cpu;
+  auto& ctx = x.ctx();
+  const Shape<1> cs{C};
+  const auto& xs = x.shape();
+  const bool have_running = running_mean.defined();
+  const int nt = threads_for(ctx, x.numel());
+
+  // Per-channel statistics used for normalisation (saved for the backward as T).
+  Tensor<T, 1, D> mean(cs), invstd(cs);
+  if (opt.training) {
+    std::vector<double> m(static_cast<std::size_t>(C)), v(static_cast<std::size_t>(C));
+    cpu::batch_norm_stats(ctx.threads(), x.value().data(), B, C, L, m.data(), v.data());
+    if (sync) N = merge_rank_statistics(ctx.comm(), N, m, v);
+    const double mom = opt.momentum, unbias = double(N) / double(N - 1);
+    for (index_t c = 0; c < C; ++c) {
+      mean[c] = static_cast<T>(m[c]);
+      invstd[c] = static_cast<T>(1.0 / std::sqrt(v[c] + opt.eps));
+      if (have_running) {
+        running_mean[c] = static_cast<T>((1 - mom) * double(running_mean[c]) + mom * m[c]);
+        running_var[c] = static_cast<T>((1 - mom) * double(running_var[c]) + mom * v[c] * unbias);
+      }
+    }
+  } else {
+    for (index_t c = 0; c < C; ++c) {
+      mean[c] = running_mean[c];
+      invstd[c] = static_cast<T>(1.0 / std::sqrt(double(running_var[c]) + opt.eps));
+    }
+  }
+  Tensor<T, 1, D> scale(cs), shift(cs);
+  for (index_t c = 0; c < C; ++c) {
+    scale[c] = gamma.defined() ? gamma.value()[c] * invstd[c] : invstd[c];
+    shift[c] = beta.defined() ? beta.value()[c] : T(0);
+  }
+  Tensor<T, R, D> out(xs);
+  cpu::channel_affine(nt, x.value().data(), out.data(), B, C, L, mean.data(), scale.data(), shift.data());
+
+  auto backward = [x, gamma, beta, mean, invstd, scale, training = opt.training, B, C, L, N, sync](
+                      const Tensor<T, R, D>& g) mutable {
+    const bool need_x = x.requires_grad();
+    const bool need_g = gamma.defined() && gamma.requires_grad();
+    const bool need_b = beta.defined() && beta.requires_grad();
+    // Sums over (b, l): needed by gamma/beta and, in training mode, by x.
+    const bool need_xmu = need_g || (need_x && training);
+    std::vector<double> sdy(static_cast<std::size_t>(C)), sdyx(static_cast<std::size_t>(C));
+    if (need_g || need_b || (need_x && training))
+      cpu::batch_norm_grad_sums(x.ctx().threads(), need_xmu ? x.value().data() : static_cast<const T*>(nullptr),
+                                g.data(), B, C, L, mean.data(), sdy.data(), sdyx.data());
+    if (need_g) {
+      auto& gg = gamma.grad_buffer();
+      for (index_t c = 0; c < C; ++c) gg[c] += static_cast<T>(sdyx[c] * double(invstd[c]));
+    }
+    if (need_b) {
+      auto& gb = beta.grad_buffer();
+      for (index_t c = 0; c < C; ++c) gb[c] += static_cast<T>(sdy[c]);
+    }
+    if (!need_x) return;
+    if (training && sync) {  // dx needs the global sums (every rank takes this branch: the same graph runs)
+      sdy.insert(sdy.end(), sdyx.begin(), sdyx.end());
+      x.ctx().comm().all_reduce(std::span<double>(sdy));
+      std::copy(sdy.begin() + C, sdy.end(), sdyx.begin());
+    }
+    const int nt = threads_for(x.ctx(), x.numel());
+    auto& gx = x.grad_buffer();
+    if (!training) {
+      cpu::batch_norm_input_grad(nt, static_cast<const T*>(nullptr), g.data(), gx.data(), B, C, L, mean.data(),
+                                 scale.data(), scale.data(), scale.data());
+      return;
+    }
+    Tensor<T, 1, D> k_x(Shape<1>{C}), k_0(Shape<1>{C});
+    for (index_t c = 0; c < C; ++c) {
+      const double a = double(scale[c]), is = double(invstd[c]);
+      k_x[c] = static_cast<T>(-a * is * is * sdyx[c] / double(N));
+      k_0[c] = static_cast<T>(-a * sdy[c] / double(N));
+    }
+    cpu::batch_norm_input_grad(nt, x.value().data(), g.data(), gx.data(), B, C, L, mean.data(), scale.data(),
+                               k_x.data(), k_0.data());
+  };
+  return with_defined(gamma, beta, [&](const auto&... affine) {
+    return autograd::make_result("batch_norm", ctx, std::move(out), std::move(backward), x, affine...);
+  });
+}
 }  // namespace ops_detail
 
 /// Batch normalisation of x [B, C, L] or [B, C] (BatchNorm1d). gamma, beta: [C] or undefined (no affine).
@@ -149,8 +234,6 @@ Var<T, R, D> batch_norm(const Var<T, R, D>& x, const Var<T, 1, D>& gamma, const 
   }
   auto& ctx = x.ctx();
   const bool sync = opt.training && ctx.sync_batch_norm() && ctx.world_size() > 1;
-  DISTILL_CHECK(!sync || !ops_detail::is_cuda<D>, "batch_norm: synchronized batch norm runs on the Cpu device only; "
-                "on Cuda ranks use per-rank statistics (Context::set_sync_batch_norm(false))");
   index_t N = B * L;
   if (opt.training) {
     DISTILL_CHECK(N > 1, "batch_norm: Expected more than 1 value per channel when training, got input of shape ",
@@ -159,85 +242,7 @@ Var<T, R, D> batch_norm(const Var<T, R, D>& x, const Var<T, 1, D>& gamma, const 
     DISTILL_CHECK(have_running, "batch_norm: eval mode (training = false) needs running_mean and running_var");
   }
 
-  if constexpr (ops_detail::is_cuda<D>) {
-    return ops_detail::batch_norm_cuda(x, gamma, beta, running_mean, running_var, opt, B, C, L);
-  } else {
-    const int nt = ops_detail::threads_for(ctx, x.numel());
-
-    // Per-channel statistics used for normalisation (saved for the backward as T).
-    Tensor<T, 1, D> mean(cs), invstd(cs);
-    if (opt.training) {
-      std::vector<double> m(static_cast<std::size_t>(C)), v(static_cast<std::size_t>(C));
-      cpu::batch_norm_stats(ctx.threads(), x.value().data(), B, C, L, m.data(), v.data());
-      if (sync) N = ops_detail::merge_rank_statistics(ctx.comm(), N, m, v);
-      const double mom = opt.momentum, unbias = double(N) / double(N - 1);
-      for (index_t c = 0; c < C; ++c) {
-        mean[c] = static_cast<T>(m[c]);
-        invstd[c] = static_cast<T>(1.0 / std::sqrt(v[c] + opt.eps));
-        if (have_running) {
-          running_mean[c] = static_cast<T>((1 - mom) * double(running_mean[c]) + mom * m[c]);
-          running_var[c] = static_cast<T>((1 - mom) * double(running_var[c]) + mom * v[c] * unbias);
-        }
-      }
-    } else {
-      for (index_t c = 0; c < C; ++c) {
-        mean[c] = running_mean[c];
-        invstd[c] = static_cast<T>(1.0 / std::sqrt(double(running_var[c]) + opt.eps));
-      }
-    }
-    Tensor<T, 1, D> scale(cs), shift(cs);
-    for (index_t c = 0; c < C; ++c) {
-      scale[c] = gamma.defined() ? gamma.value()[c] * invstd[c] : invstd[c];
-      shift[c] = beta.defined() ? beta.value()[c] : T(0);
-    }
-    Tensor<T, R, D> out(xs);
-    cpu::channel_affine(nt, x.value().data(), out.data(), B, C, L, mean.data(), scale.data(), shift.data());
-
-    auto backward = [x, gamma, beta, mean, invstd, scale, training = opt.training, B, C, L, N, sync](
-                        const Tensor<T, R, D>& g) mutable {
-      const bool need_x = x.requires_grad();
-      const bool need_g = gamma.defined() && gamma.requires_grad();
-      const bool need_b = beta.defined() && beta.requires_grad();
-      // Sums over (b, l): needed by gamma/beta and, in training mode, by x.
-      const bool need_xmu = need_g || (need_x && training);
-      std::vector<double> sdy(static_cast<std::size_t>(C)), sdyx(static_cast<std::size_t>(C));
-      if (need_g || need_b || (need_x && training))
-        cpu::batch_norm_grad_sums(x.ctx().threads(), need_xmu ? x.value().data() : static_cast<const T*>(nullptr),
-                                  g.data(), B, C, L, mean.data(), sdy.data(), sdyx.data());
-      if (need_g) {
-        auto& gg = gamma.grad_buffer();
-        for (index_t c = 0; c < C; ++c) gg[c] += static_cast<T>(sdyx[c] * double(invstd[c]));
-      }
-      if (need_b) {
-        auto& gb = beta.grad_buffer();
-        for (index_t c = 0; c < C; ++c) gb[c] += static_cast<T>(sdy[c]);
-      }
-      if (!need_x) return;
-      if (training && sync) {  // dx needs the global sums (every rank takes this branch: the same graph runs)
-        sdy.insert(sdy.end(), sdyx.begin(), sdyx.end());
-        x.ctx().comm().all_reduce(std::span<double>(sdy));
-        std::copy(sdy.begin() + C, sdy.end(), sdyx.begin());
-      }
-      const int nt = ops_detail::threads_for(x.ctx(), x.numel());
-      auto& gx = x.grad_buffer();
-      if (!training) {
-        cpu::batch_norm_input_grad(nt, static_cast<const T*>(nullptr), g.data(), gx.data(), B, C, L, mean.data(),
-                                   scale.data(), scale.data(), scale.data());
-        return;
-      }
-      Tensor<T, 1, D> k_x(Shape<1>{C}), k_0(Shape<1>{C});
-      for (index_t c = 0; c < C; ++c) {
-        const double a = double(scale[c]), is = double(invstd[c]);
-        k_x[c] = static_cast<T>(-a * is * is * sdyx[c] / double(N));
-        k_0[c] = static_cast<T>(-a * sdy[c] / double(N));
-      }
-      cpu::batch_norm_input_grad(nt, x.value().data(), g.data(), gx.data(), B, C, L, mean.data(), scale.data(),
-                                 k_x.data(), k_0.data());
-    };
-    return ops_detail::with_defined(gamma, beta, [&](const auto&... affine) {
-      return autograd::make_result("batch_norm", ctx, std::move(out), std::move(backward), x, affine...);
-    });
-  }
+  return ops_detail::batch_norm_on(x, gamma, beta, running_mean, running_var, opt, B, C, L, N, sync);
 }
 
 }  // namespace distill

@@ -3,18 +3,15 @@
 //   x [B, Cin, L], w [Cout, Cin, K], bias [Cout] (an undefined Var means no bias) -> y [B, Cout, Lout]
 //
 // Padding::Same follows PyTorch (for even K the extra zero goes on the right: K = 8 pads 3 left, 4 right); a
-// 1x1 convolution is K = 1. The kernels are in cpu/conv1d.hpp (results independent of ctx.threads()) and, for the
-// Cuda device, kernels/conv1d.cuh (direct implicit GEMM; grad-weight by a deterministic split-K).
+// 1x1 convolution is K = 1. One Conv1dGeometry (problems/conv1d.hpp) goes unchanged to the backend of D: cpu/conv1d.hpp
+// (results independent of ctx.threads()) or kernels/conv1d.cuh (direct implicit GEMM; grad-weight by a deterministic
+// split-K).
 #pragma once
 
 #include <type_traits>
 #include <utility>
 
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/api.hpp"
-#ifndef DISTILL_COMPILED
-#include "distill/cpu/conv1d.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
-#endif
 #include "distill/problems/conv1d.hpp"
 #include "distill/ops/detail.hpp"
 
@@ -45,28 +42,15 @@ Var<T, 3, D> conv1d(const Var<T, 3, D>& x, const Var<T, 3, D>& w, const Var<T, 1
   const Conv1dGeometry g = ops_detail::conv1d_check(x.shape(), w.shape(), has_bias ? &bias.shape() : nullptr, opt);
   auto& ctx = x.ctx();
   Tensor<T, 3, D> y = ops_detail::empty<T, 3>(ctx, g.y_shape());
-  if constexpr (ops_detail::is_cuda<D>)
-    cuda::conv1d_forward<T>(ctx, cuda::conv1d_shape(g), x.value().data(), w.value().data(),
-                            has_bias ? bias.value().data() : nullptr, y.data());
-  else
-    cpu::conv1d_forward<T>(cpu::exec_of(ctx), g, x.value().data(), w.value().data(),
-                           has_bias ? bias.value().data() : nullptr, y.data());
+  backend::conv1d_forward(ctx, g, x.value().data(), w.value().data(), has_bias ? bias.value().data() : nullptr,
+                          y.data(), false, Conv1dAlgo::Auto);
   auto backward = [x, w, bias, g, has_bias](const Tensor<T, 3, D>& gy) mutable {
     const bool gw = w.requires_grad(), gb = has_bias && bias.requires_grad();
     T* dw = gw ? w.grad_buffer().data() : nullptr;
     T* db = gb ? bias.grad_buffer().data() : nullptr;
-    if constexpr (ops_detail::is_cuda<D>) {
-      auto& c = x.ctx();
-      const cuda::Conv1dShape s = cuda::conv1d_shape(g);
-      if (x.requires_grad())
-        cuda::conv1d_backward_input<T>(c, s, gy.data(), w.value().data(), x.grad_buffer().data(), true);
-      if (gw || gb) cuda::conv1d_backward_weight<T>(c, s, x.value().data(), gy.data(), dw, db, true);
-    } else {
-      const cpu::Exec ex = cpu::exec_of(x.ctx());
-      if (x.requires_grad())
-        cpu::conv1d_backward_input<T>(ex, g, gy.data(), w.value().data(), x.grad_buffer().data());
-      if (gw || gb) cpu::conv1d_backward_weight<T>(ex, g, x.value().data(), gy.data(), dw, db);
-    }
+    auto& c = x.ctx();
+    if (x.requires_grad()) backend::conv1d_backward_input(c, g, gy.data(), w.value().data(), x.grad_buffer().data(), true);
+    if (gw || gb) backend::conv1d_backward_weight(c, g, x.value().data(), gy.data(), dw, db, true);
   };
   if (has_bias) return autograd::make_result("conv1d", ctx, std::move(y), std::move(backward), x, w, bias);
   return autograd::make_result("conv1d", ctx, std::move(y), std::move(backward), x, w);

@@ -8,15 +8,12 @@
 //   soft:  (sum(p) * softmax(x) - p) * g / B        and, if the targets require grad, -log_softmax(x) * g / B.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
 
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/api.hpp"
-#ifndef DISTILL_COMPILED
-#include "distill/cpu/cross_entropy.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
-#endif
 #include "distill/ops/detail.hpp"
 
 namespace distill {
@@ -37,37 +34,20 @@ Var<T, 0, D> cross_entropy(const Var<T, 2, D>& logits, std::span<const int> labe
   auto& ctx = logits.ctx();
   Tensor<T, 1, D> lse = ops_detail::empty<T, 1>(ctx, Shape<1>{B});
   Tensor<T, 0, D> out = ops_detail::empty<T, 0>(ctx, Shape<0>{});
-  if constexpr (ops_detail::is_cuda<D>) {
-    // Labels travel to the device once; forward and backward use the copy.
-    Tensor<std::int32_t, 1, Cuda> lab = ctx.template empty<std::int32_t, 1>(Shape<1>{B});
-    std::vector<std::int32_t> host(labels.begin(), labels.end());
-    cuda::copy_to_device(ctx, lab.data(), host.data(), sizeof(std::int32_t) * host.size());
-    cuda::cross_entropy_forward<T>(ctx, logits.value().data(), lab.data(), nullptr, B, K, lse.data(), out.data(),
-                                   1.0 / double(B));
-    return autograd::make_result("cross_entropy", ctx, std::move(out),
-        [logits, lse, lab, B, K](const Tensor<T, 0, D>& g) mutable {
-          if (!logits.requires_grad()) return;
-          cuda::cross_entropy_backward<T>(logits.ctx(), logits.value().data(), lab.data(), nullptr, lse.data(),
-                                          g.data(), T(1) / T(B), logits.grad_buffer().data(), nullptr, B, K, true);
-        },
-        logits);
-  } else {
-    const int nt = ops_detail::threads_for(ctx, logits.numel());
-    const T* x = logits.value().data();
-    cpu::logsumexp_rows(nt, x, lse.data(), B, K);
-    double s = 0;  // rows in order
-    for (index_t b = 0; b < B; ++b) s += double(lse[b]) - double(x[b * K + labels[b]]);
-    out[0] = static_cast<T>(s / double(B));
-    std::vector<int> lab(labels.begin(), labels.end());
-    return autograd::make_result("cross_entropy", ctx, std::move(out),
-        [logits, lse, lab = std::move(lab), B, K](const Tensor<T, 0, D>& g) mutable {
-          if (!logits.requires_grad()) return;
-          cpu::hard_xent_backward(ops_detail::threads_for(logits.ctx(), logits.numel()),
-                                  logits.value().data(), lse.data(), lab.data(), static_cast<T>(g[0] / T(B)),
-                                  logits.grad_buffer().data(), B, K);
-        },
-        logits);
-  }
+  // Labels travel to the context's device once; forward and backward use the copy.
+  Tensor<std::int32_t, 1, Cpu> host(Shape<1>{B});
+  std::copy(labels.begin(), labels.end(), host.data());
+  Tensor<std::int32_t, 1, D> lab = to_device(ctx, host);
+  backend::cross_entropy_forward(ctx, logits.value().data(), lab.data(), static_cast<const T*>(nullptr), B, K,
+                                 lse.data(), out.data(), 1.0 / double(B));
+  return autograd::make_result("cross_entropy", ctx, std::move(out),
+      [logits, lse, lab, B, K](const Tensor<T, 0, D>& g) mutable {
+        if (!logits.requires_grad()) return;
+        backend::cross_entropy_backward(logits.ctx(), logits.value().data(), lab.data(), static_cast<const T*>(nullptr),
+                                        lse.data(), g.data(), T(1) / T(B), logits.grad_buffer().data(),
+                                        static_cast<T*>(nullptr), B, K, true);
+      },
+      logits);
 }
 
 template <class T, class D>
@@ -86,28 +66,16 @@ Var<T, 0, D> cross_entropy(const Var<T, 2, D>& logits, const Var<T, 2, D>& targe
   auto& ctx = logits.ctx();
   Tensor<T, 1, D> lse = ops_detail::empty<T, 1>(ctx, Shape<1>{B});
   Tensor<T, 0, D> out = ops_detail::empty<T, 0>(ctx, Shape<0>{});
-  if constexpr (ops_detail::is_cuda<D>) {
-    cuda::cross_entropy_forward<T>(ctx, logits.value().data(), nullptr, targets.value().data(), B, K, lse.data(),
-                                   out.data(), 1.0 / double(B));
-  } else {
-    const int nt = ops_detail::threads_for(ctx, logits.numel());
-    Tensor<T, 1, D> rows(Shape<1>{B});
-    cpu::logsumexp_rows(nt, logits.value().data(), lse.data(), B, K);
-    cpu::soft_xent_rows(nt, logits.value().data(), targets.value().data(), lse.data(), rows.data(), B, K);
-    out[0] = static_cast<T>(cpu::ordered_sum(rows.data(), B) / double(B));
-  }
+  backend::cross_entropy_forward(ctx, logits.value().data(), static_cast<const std::int32_t*>(nullptr),
+                                 targets.value().data(), B, K, lse.data(), out.data(), 1.0 / double(B));
   return autograd::make_result("cross_entropy", ctx, std::move(out),
       [logits, targets, lse, B, K](const Tensor<T, 0, D>& g) mutable {
         const bool gx = logits.requires_grad(), gp = targets.requires_grad();
         if (!gx && !gp) return;
         T* dx = gx ? logits.grad_buffer().data() : nullptr;
         T* dp = gp ? targets.grad_buffer().data() : nullptr;
-        if constexpr (ops_detail::is_cuda<D>)
-          cuda::cross_entropy_backward<T>(logits.ctx(), logits.value().data(), nullptr, targets.value().data(),
-                                          lse.data(), g.data(), T(1) / T(B), dx, dp, B, K, true);
-        else
-          cpu::soft_xent_backward(ops_detail::threads_for(logits.ctx(), logits.numel()), logits.value().data(),
-                                  targets.value().data(), lse.data(), static_cast<T>(g[0] / T(B)), dx, dp, B, K);
+        backend::cross_entropy_backward(logits.ctx(), logits.value().data(), static_cast<const std::int32_t*>(nullptr),
+                                        targets.value().data(), lse.data(), g.data(), T(1) / T(B), dx, dp, B, K, true);
       },
       logits, targets);
 }
@@ -123,11 +91,7 @@ Var<T, 0, D> mse(const Var<T, R, D>& a, const Var<T, R, D>& b, Reduction reducti
   auto& ctx = a.ctx();
   const double scale = reduction == Reduction::Mean ? 1.0 / double(n) : 1.0;
   Tensor<T, 0, D> out = ops_detail::empty<T, 0>(ctx, Shape<0>{});
-  if constexpr (ops_detail::is_cuda<D>)
-    cuda::squared_error_sum<T>(ctx, a.value().data(), b.value().data(), n, out.data(), scale);
-  else
-    out[0] = static_cast<T>(
-        scale * cpu::squared_error_sum(ops_detail::threads_for(ctx, n), a.value().data(), b.value().data(), n));
+  backend::squared_error_sum(ctx, a.value().data(), b.value().data(), n, out.data(), scale);
   return autograd::make_result("mse", ctx, std::move(out),
       [a, b, scale, n](const Tensor<T, 0, D>& g) mutable {
         const bool ga = a.requires_grad(), gb = b.requires_grad();
@@ -135,12 +99,8 @@ Var<T, 0, D> mse(const Var<T, R, D>& a, const Var<T, R, D>& b, Reduction reducti
         // Both buffers are fetched before the loop: a and b may be the same Var.
         T* da = ga ? a.grad_buffer().data() : nullptr;
         T* db = gb ? b.grad_buffer().data() : nullptr;
-        if constexpr (ops_detail::is_cuda<D>)
-          cuda::squared_error_backward<T>(a.ctx(), a.value().data(), b.value().data(), g.data(),
-                                          static_cast<T>(2.0 * scale), da, db, n);
-        else
-          cpu::squared_error_backward(ops_detail::threads_for(a.ctx(), n), a.value().data(), b.value().data(),
-                                      static_cast<T>(2.0 * scale * double(g[0])), da, db, n);
+        backend::squared_error_backward(a.ctx(), a.value().data(), b.value().data(), g.data(),
+                                        static_cast<T>(2.0 * scale), da, db, n);
       },
       a, b);
 }

@@ -1,5 +1,5 @@
-// distill/ops/elementwise.hpp -- add, sub, mul, div, scale, affine, relu: forward and backward side by side, Cpu
-// and Cuda; and the arithmetic operators.
+// distill/ops/elementwise.hpp -- add, sub, mul, div, scale, affine, relu: forward and backward side by side, for
+// every device (the kernels: backend:: -> cpu/backend.hpp, cuda/api.hpp); and the arithmetic operators.
 //
 // Operators: Var (+ - * /) Var of one type and shape; -Var; and any arithmetic scalar (double, float, int, ...) on
 // either side of + - * / with a Var<float> or Var<double>: `0.5 * loss`, `loss / 2`, `1 - v`, `lambda * loss`. The
@@ -21,31 +21,29 @@ namespace distill {
 namespace ops_detail {
 enum class Binary { Add, Sub, Mul, Div };
 
-/// The forward of an elementwise binary op of two same-shape Vars: the shape check naming the op, then the Cuda
-/// kernel or the Cpu loop.
+/// The forward of an elementwise binary op of two same-shape Vars: the shape check naming the op, then the
+/// backend's kernel.
 template <Binary OP, class T, std::size_t R, class D>
 Tensor<T, R, D> binary_forward(const char* op, const Var<T, R, D>& a, const Var<T, R, D>& b) {
   check_same_shape(a.shape(), b.shape(), op);
   auto& ctx = a.ctx();
-  if constexpr (is_cuda<D>) {
-    Tensor<T, R, D> out = empty<T, R>(ctx, a.shape());
-    T* y = out.data();
-    const T* x = a.value().data();
-    const T* z = b.value().data();
-    const index_t n = out.numel();
-    if constexpr (OP == Binary::Add) cuda::add<T>(ctx, y, x, z, n);
-    else if constexpr (OP == Binary::Sub) cuda::sub<T>(ctx, y, x, z, n);
-    else if constexpr (OP == Binary::Mul) cuda::mul<T>(ctx, y, x, z, n);
-    else cuda::div<T>(ctx, y, x, z, n);
-    return out;
-  } else {
-    return map2(ctx, a.value(), b.value(), [](T x, T z) {
-      if constexpr (OP == Binary::Add) return x + z;
-      else if constexpr (OP == Binary::Sub) return x - z;
-      else if constexpr (OP == Binary::Mul) return x * z;
-      else return x / z;
-    });
-  }
+  Tensor<T, R, D> out = empty<T, R>(ctx, a.shape());
+  T* y = out.data();
+  const T* x = a.value().data();
+  const T* z = b.value().data();
+  const index_t n = out.numel();
+  if constexpr (OP == Binary::Add) backend::add(ctx, y, x, z, n);
+  else if constexpr (OP == Binary::Sub) backend::sub(ctx, y, x, z, n);
+  else if constexpr (OP == Binary::Mul) backend::mul(ctx, y, x, z, n);
+  else backend::div(ctx, y, x, z, n);
+  return out;
+}
+
+/// y += s * x for same-shape tensors of ctx's device.
+template <class T, std::size_t R, class D>
+void axpy(Context<D>& ctx, Tensor<T, R, D>& y, const Tensor<T, R, D>& x, T s) {
+  check_same_shape(y.shape(), x.shape(), "axpy");
+  backend::axpy(ctx, y.data(), x.data(), s, y.numel());
 }
 }  // namespace ops_detail
 
@@ -82,8 +80,9 @@ Var<T, R, D> mul(const Var<T, R, D>& a, const Var<T, R, D>& b) {
   Tensor<T, R, D> out = ops_detail::binary_forward<ops_detail::Binary::Mul>("mul", a, b);
   return autograd::make_result("mul", ctx, std::move(out),
       [a, b](const Tensor<T, R, D>& g) mutable {
-        if (a.requires_grad()) ops_detail::accumulate_product(a.ctx(), a.grad_buffer(), g, b.value());
-        if (b.requires_grad()) ops_detail::accumulate_product(b.ctx(), b.grad_buffer(), g, a.value());
+        const index_t n = g.numel();
+        if (a.requires_grad()) backend::accumulate_product(a.ctx(), a.grad_buffer().data(), g.data(), b.value().data(), n);
+        if (b.requires_grad()) backend::accumulate_product(b.ctx(), b.grad_buffer().data(), g.data(), a.value().data(), n);
       },
       a, b);
 }
@@ -97,29 +96,13 @@ Var<T, R, D> div(const Var<T, R, D>& a, const Var<T, R, D>& b) {
   return autograd::make_result("div", ctx, std::move(out),
       [a, b, y](const Tensor<T, R, D>& g) mutable {
         const index_t n = g.numel();
-        if constexpr (ops_detail::is_cuda<D>) {
-          auto& c = b.ctx();
-          Tensor<T, R, D> q = ops_detail::empty<T, R>(c, g.shape());
-          cuda::div<T>(c, q.data(), g.data(), b.value().data(), n);  // q = g / b
-          if (a.requires_grad()) DeviceOps<D>::accumulate(a.ctx(), a.grad_buffer(), q);
-          if (b.requires_grad()) {
-            cuda::mul<T>(c, q.data(), q.data(), y.data(), n);  // q = g y / b
-            ops_detail::axpy(c, b.grad_buffer(), q, T(-1));
-          }
-        } else {
-          const T* __restrict gp = g.data();
-          const T* __restrict bp = b.value().data();
-          const T* __restrict yp = y.data();
-          if (a.requires_grad()) {
-            T* __restrict ga = a.grad_buffer().data();
-#pragma omp parallel for num_threads(ops_detail::threads_for(a.ctx(), n)) schedule(static)
-            for (index_t i = 0; i < n; ++i) ga[i] += gp[i] / bp[i];
-          }
-          if (b.requires_grad()) {
-            T* __restrict gb = b.grad_buffer().data();
-#pragma omp parallel for num_threads(ops_detail::threads_for(b.ctx(), n)) schedule(static)
-            for (index_t i = 0; i < n; ++i) gb[i] -= gp[i] * yp[i] / bp[i];
-          }
+        auto& c = b.ctx();
+        Tensor<T, R, D> q = ops_detail::empty<T, R>(c, g.shape());
+        backend::div(c, q.data(), g.data(), b.value().data(), n);  // q = g / b
+        if (a.requires_grad()) DeviceOps<D>::accumulate(a.ctx(), a.grad_buffer(), q);
+        if (b.requires_grad()) {
+          backend::mul(c, q.data(), q.data(), y.data(), n);  // q = g y / b
+          ops_detail::axpy(c, b.grad_buffer(), q, T(-1));
         }
       },
       a, b);
@@ -129,13 +112,8 @@ Var<T, R, D> div(const Var<T, R, D>& a, const Var<T, R, D>& b) {
 template <class T, std::size_t R, class D>
 Var<T, R, D> scale(const Var<T, R, D>& a, T s) {
   auto& ctx = a.ctx();
-  Tensor<T, R, D> out;
-  if constexpr (ops_detail::is_cuda<D>) {
-    out = ops_detail::empty<T, R>(ctx, a.shape());
-    cuda::scale<T>(ctx, out.data(), a.value().data(), s, out.numel());
-  } else {
-    out = ops_detail::map1(ctx, a.value(), [s](T x) { return s * x; });
-  }
+  Tensor<T, R, D> out = ops_detail::empty<T, R>(ctx, a.shape());
+  backend::scale(ctx, out.data(), a.value().data(), s, out.numel());
   return autograd::make_result("scale", ctx, std::move(out),
       [a, s](const Tensor<T, R, D>& g) mutable {
         if (a.requires_grad()) ops_detail::axpy(a.ctx(), a.grad_buffer(), g, s);
@@ -147,14 +125,9 @@ Var<T, R, D> scale(const Var<T, R, D>& a, T s) {
 template <class T, std::size_t R, class D>
 Var<T, R, D> affine(const Var<T, R, D>& a, T alpha, T beta) {
   auto& ctx = a.ctx();
-  Tensor<T, R, D> out;
-  if constexpr (ops_detail::is_cuda<D>) {
-    out = ops_detail::empty<T, R>(ctx, a.shape());
-    cuda::fill<T>(ctx, out.data(), beta, out.numel());
-    cuda::axpy<T>(ctx, out.data(), a.value().data(), alpha, out.numel());  // beta + alpha a
-  } else {
-    out = ops_detail::map1(ctx, a.value(), [alpha, beta](T x) { return alpha * x + beta; });
-  }
+  Tensor<T, R, D> out = ops_detail::empty<T, R>(ctx, a.shape());
+  backend::fill(ctx, out.data(), beta, out.numel());
+  backend::axpy(ctx, out.data(), a.value().data(), alpha, out.numel());  // beta + alpha a
   return autograd::make_result("affine", ctx, std::move(out),
       [a, alpha](const Tensor<T, R, D>& g) mutable {
         if (a.requires_grad()) ops_detail::axpy(a.ctx(), a.grad_buffer(), g, alpha);
@@ -166,28 +139,13 @@ Var<T, R, D> affine(const Var<T, R, D>& a, T alpha, T beta) {
 template <class T, std::size_t R, class D>
 Var<T, R, D> relu(const Var<T, R, D>& x) {
   auto& ctx = x.ctx();
-  Tensor<T, R, D> out;
-  if constexpr (ops_detail::is_cuda<D>) {
-    out = ops_detail::empty<T, R>(ctx, x.shape());
-    cuda::relu_forward<T>(ctx, out.data(), x.value().data(), out.numel());
-  } else {
-    out = ops_detail::map1(ctx, x.value(), [](T v) { return v > T(0) ? v : T(0); });
-  }
+  Tensor<T, R, D> out = ops_detail::empty<T, R>(ctx, x.shape());
+  backend::relu_forward(ctx, out.data(), x.value().data(), out.numel());
   Tensor<T, R, D> y = out;  // saved: relu's backward needs only the output
   return autograd::make_result("relu", ctx, std::move(out),
       [x, y](const Tensor<T, R, D>& g) mutable {
         if (!x.requires_grad()) return;
-        auto& gx = x.grad_buffer();
-        const index_t n = g.numel();
-        if constexpr (ops_detail::is_cuda<D>) {
-          cuda::relu_backward<T>(x.ctx(), gx.data(), y.data(), g.data(), n, true);
-        } else {
-          T* __restrict gp = gx.data();
-          const T* __restrict gy = g.data();
-          const T* __restrict yp = y.data();
-#pragma omp parallel for num_threads(ops_detail::threads_for(x.ctx(), n)) schedule(static)
-          for (index_t i = 0; i < n; ++i) gp[i] += yp[i] > T(0) ? gy[i] : T(0);
-        }
+        backend::relu_backward(x.ctx(), x.grad_buffer().data(), y.data(), g.data(), g.numel(), true);
       },
       x);
 }

@@ -1,17 +1,11 @@
 // distill/ops/linear.hpp -- linear (fully connected), matmul and matmul_nt: forward and backward as GEMMs.
 //
-// Every product goes through cpu::gemm (Eigen inside our OpenMP panels) or, on the Cuda device, cuBLAS with the
-// row-major mapping of kernels/gemm.cuh. Backward GEMMs accumulate straight into the gradient buffers (beta = 1),
+// Every product goes through backend::gemm: cpu::gemm (Eigen inside our OpenMP panels) or, on the Cuda device,
+// cuBLAS with the row-major mapping of kernels/gemm.cuh. Backward GEMMs accumulate straight into the gradient buffers (beta = 1),
 // so no temporary is allocated for dA / dB / dW.
 #pragma once
 
-#include <vector>
-
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/api.hpp"
-#ifndef DISTILL_COMPILED
-#include "distill/cpu/eigen.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
-#endif
 #include "distill/ops/detail.hpp"
 #include "distill/ops/optional_inputs.hpp"
 
@@ -22,12 +16,8 @@ namespace ops_detail {
 template <class T, class D>
 void gemm(Context<D>& ctx, bool trans_a, bool trans_b, index_t M, index_t N, index_t K, T alpha, const T* A,
           const T* B, T beta, T* C) {
-  if constexpr (is_cuda<D>)
-    cuda::gemm<T>(ctx, trans_a ? cuda::Trans::T : cuda::Trans::N, trans_b ? cuda::Trans::T : cuda::Trans::N, M, N, K,
-                  alpha, A, B, beta, C);
-  else
-    cpu::gemm<T>(ctx.threads(), trans_a ? cpu::Trans::T : cpu::Trans::N, trans_b ? cpu::Trans::T : cpu::Trans::N, M,
-                 N, K, alpha, A, B, beta, C);
+  backend::gemm(ctx, trans_a ? Trans::T : Trans::N, trans_b ? Trans::T : Trans::N, M, N, K, alpha, A, B, beta, C,
+                index_t(0), index_t(0), index_t(0));
 }
 }  // namespace ops_detail
 
@@ -44,55 +34,16 @@ Var<T, 2, D> linear(const Var<T, 2, D>& x, const Var<T, 2, D>& w, const Var<T, 1
                   " but the weight ", to_string(w.shape()), " has ", Out, " outputs");
   auto& ctx = x.ctx();
   Tensor<T, 2, D> out = ops_detail::empty<T, 2>(ctx, Shape<2>{B, Out});
-  if constexpr (ops_detail::is_cuda<D>) {
-    cuda::gemm<T>(ctx, cuda::Trans::N, cuda::Trans::T, B, Out, In, T(1), x.value().data(), w.value().data(), T(0),
-                  out.data());
-    if (b.defined()) cuda::add_bias<T>(ctx, out.data(), b.value().data(), B, Out, 1);
-  } else {
-    cpu::gemm<T>(ctx.threads(), cpu::Trans::N, cpu::Trans::T, B, Out, In, T(1), x.value().data(), w.value().data(),
-                 T(0), out.data());
-    if (b.defined()) {
-      const T* bp = b.value().data();
-      T* op = out.data();
-#pragma omp parallel for num_threads(ops_detail::threads_for(ctx, B * Out)) schedule(static)
-      for (index_t i = 0; i < B; ++i) {
-        T* row = op + i * Out;
-#pragma omp simd
-        for (index_t o = 0; o < Out; ++o) row[o] += bp[o];
-      }
-    }
-  }
+  ops_detail::gemm<T>(ctx, false, true, B, Out, In, T(1), x.value().data(), w.value().data(), T(0), out.data());
+  if (b.defined()) backend::add_bias(ctx, out.data(), b.value().data(), B, Out, index_t(1));
   auto backward = [x, w, b, B, In, Out](const Tensor<T, 2, D>& g) mutable {
-    if constexpr (ops_detail::is_cuda<D>) {
-      auto& c = x.ctx();
-      if (x.requires_grad())  // dx [B, In] += g [B, Out] * w [Out, In]
-        cuda::gemm<T>(c, cuda::Trans::N, cuda::Trans::N, B, In, Out, T(1), g.data(), w.value().data(), T(1),
-                      x.grad_buffer().data());
-      if (w.requires_grad())  // dw [Out, In] += g^T [Out, B] * x [B, In]
-        cuda::gemm<T>(c, cuda::Trans::T, cuda::Trans::N, Out, In, B, T(1), g.data(), x.value().data(), T(1),
-                      w.grad_buffer().data());
-      if (b.defined() && b.requires_grad())  // db [Out] += column sums of g (in double, rows in order)
-        cuda::sum_axis0<T>(c, g.data(), B, Out, b.grad_buffer().data(), T(1), true);
-    } else {
-      const int nt = x.ctx().threads();
-      if (x.requires_grad())  // dx [B, In] += g [B, Out] * w [Out, In]
-        cpu::gemm<T>(nt, cpu::Trans::N, cpu::Trans::N, B, In, Out, T(1), g.data(), w.value().data(), T(1),
-                     x.grad_buffer().data());
-      if (w.requires_grad())  // dw [Out, In] += g^T [Out, B] * x [B, In]
-        cpu::gemm<T>(nt, cpu::Trans::T, cpu::Trans::N, Out, In, B, T(1), g.data(), x.value().data(), T(1),
-                     w.grad_buffer().data());
-      if (b.defined() && b.requires_grad()) {  // db [Out] += column sums of g, rows in order, in double
-        std::vector<double> acc(static_cast<std::size_t>(Out), 0.0);
-        const T* gp = g.data();
-        for (index_t i = 0; i < B; ++i) {
-          const T* row = gp + i * Out;
-#pragma omp simd
-          for (index_t o = 0; o < Out; ++o) acc[static_cast<std::size_t>(o)] += double(row[o]);
-        }
-        T* db = b.grad_buffer().data();
-        for (index_t o = 0; o < Out; ++o) db[o] += static_cast<T>(acc[static_cast<std::size_t>(o)]);
-      }
-    }
+    auto& c = x.ctx();
+    if (x.requires_grad())  // dx [B, In] += g [B, Out] * w [Out, In]
+      ops_detail::gemm<T>(c, false, false, B, In, Out, T(1), g.data(), w.value().data(), T(1), x.grad_buffer().data());
+    if (w.requires_grad())  // dw [Out, In] += g^T [Out, B] * x [B, In]
+      ops_detail::gemm<T>(c, true, false, Out, In, B, T(1), g.data(), x.value().data(), T(1), w.grad_buffer().data());
+    if (b.defined() && b.requires_grad())  // db [Out] += column sums of g (in double, rows in order)
+      backend::sum_axis0(c, g.data(), B, Out, b.grad_buffer().data(), T(1), true);
   };
   return ops_detail::with_defined(b, [&](const auto&... bias) {
     return autograd::make_result("linear", ctx, std::move(out), std::move(backward), x, w, bias...);

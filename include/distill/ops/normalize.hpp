@@ -1,11 +1,7 @@
-// distill/ops/normalize.hpp -- row-wise L2 normalisation: forward and backward side by side, Cpu and Cuda.
+// distill/ops/normalize.hpp -- row-wise L2 normalisation: forward and backward side by side, every device.
 #pragma once
 
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/api.hpp"
-#ifndef DISTILL_COMPILED
-#include "distill/cpu/norm.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
-#endif
 #include "distill/ops/detail.hpp"
 
 namespace distill {
@@ -20,21 +16,13 @@ Var<T, 2, D> l2_normalize(const Var<T, 2, D>& x, double eps = 1e-12) {
   const index_t B = x.extent(0), Dm = x.extent(1);
   Tensor<T, 2, D> out = ops_detail::empty<T, 2>(ctx, x.shape());
   Tensor<T, 1, D> norms = ops_detail::empty<T, 1>(ctx, Shape<1>{B});
-  if constexpr (ops_detail::is_cuda<D>)
-    cuda::l2_normalize_rows<T>(ctx, x.value().data(), out.data(), norms.data(), B, Dm, eps);
-  else
-    cpu::l2_normalize_rows(ops_detail::threads_for(ctx, x.numel()), x.value().data(), out.data(), norms.data(), B,
-                           Dm, eps);
+  backend::l2_normalize_rows(ctx, x.value().data(), out.data(), norms.data(), B, Dm, eps);
   Tensor<T, 2, D> y = out;  // saved: the backward needs the output and the norms only
   return autograd::make_result("l2_normalize", ctx, std::move(out),
       [x, y, norms, eps, B, Dm](const Tensor<T, 2, D>& g) mutable {
         if (!x.requires_grad()) return;
-        if constexpr (ops_detail::is_cuda<D>)
-          cuda::l2_normalize_rows_backward<T>(x.ctx(), y.data(), norms.data(), g.data(), x.grad_buffer().data(), B,
-                                              Dm, eps, true);
-        else
-          cpu::l2_normalize_rows_backward(ops_detail::threads_for(x.ctx(), x.numel()), y.data(), norms.data(),
-                                          g.data(), x.grad_buffer().data(), B, Dm, eps);
+        backend::l2_normalize_rows_backward(x.ctx(), y.data(), norms.data(), g.data(), x.grad_buffer().data(), B, Dm,
+                                            eps, true);
       },
       x);
 }

@@ -1,11 +1,7 @@
-// distill/ops/pool.hpp -- global average pooling over time and flatten: forward and backward, Cpu and Cuda.
+// distill/ops/pool.hpp -- global average pooling over time and flatten: forward and backward, every device.
 #pragma once
 
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/api.hpp"
-#ifndef DISTILL_COMPILED
-#include "distill/cpu/pool.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
-#endif
 #include "distill/ops/detail.hpp"
 
 namespace distill {
@@ -16,20 +12,13 @@ Var<T, 2, D> global_avg_pool(const Var<T, 3, D>& x) {
   const auto& s = x.shape();
   DISTILL_CHECK(s[2] > 0, "global_avg_pool: the input ", to_string(s), " has no time steps to average");
   auto& ctx = x.ctx();
-  const index_t rows = s[0] * s[1], L = s[2];
+  const index_t Bn = s[0], C = s[1], L = s[2];
   Tensor<T, 2, D> out = ops_detail::empty<T, 2>(ctx, Shape<2>{s[0], s[1]});
-  if constexpr (ops_detail::is_cuda<D>)
-    cuda::global_avg_pool_forward<T>(ctx, x.value().data(), out.data(), s[0], s[1], L);
-  else
-    cpu::mean_rows(ops_detail::threads_for(ctx, x.numel()), x.value().data(), out.data(), rows, L);
+  backend::global_avg_pool_forward(ctx, x.value().data(), out.data(), Bn, C, L);
   return autograd::make_result("global_avg_pool", ctx, std::move(out),
-      [x, rows, L](const Tensor<T, 2, D>& g) mutable {
+      [x, Bn, C, L](const Tensor<T, 2, D>& g) mutable {
         if (!x.requires_grad()) return;
-        if constexpr (ops_detail::is_cuda<D>)
-          cuda::global_avg_pool_backward<T>(x.ctx(), g.data(), x.grad_buffer().data(), rows, 1, L, true);
-        else
-          cpu::mean_rows_backward(ops_detail::threads_for(x.ctx(), x.numel()), g.data(), x.grad_buffer().data(),
-                                  rows, L);
+        backend::global_avg_pool_backward(x.ctx(), g.data(), x.grad_buffer().data(), Bn, C, L, true);
       },
       x);
 }

@@ -21,19 +21,10 @@ index_t row_elems(const Shape<R>& s) {
   for (std::size_t i = 1; i < R; ++i) n *= s[i];
   return n;
 }
-/// dst[0, n) += src[0, n).
-template <class T>
-void add_into(int threads, T* dst, const T* src, index_t n) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (index_t i = 0; i < n; ++i) dst[i] += src[i];
-}
 /// dst[0, n) += src[0, n) on ctx's device.
 template <class T, class D>
 void add_into(Context<D>& ctx, T* dst, const T* src, index_t n) {
-  if constexpr (is_cuda<D>)
-    cuda::axpy<T>(ctx, dst, src, T(1), n);
-  else
-    add_into(threads_for(ctx, n), dst, src, n);
+  backend::axpy(ctx, dst, src, T(1), n);
 }
 }  // namespace ops_detail
 
@@ -53,13 +44,8 @@ Var<T, R, D> concat0(const Var<T, R, D>& a, const Var<T, R, D>& b) {
   const index_t na = a.numel(), nb = b.numel();
   const std::size_t bytes_a = sizeof(T) * static_cast<std::size_t>(na);
   const std::size_t bytes_b = sizeof(T) * static_cast<std::size_t>(nb);
-  if constexpr (ops_detail::is_cuda<D>) {
-    cuda::copy_on_device(ctx, out.data(), a.value().data(), bytes_a);
-    cuda::copy_on_device(ctx, out.data() + na, b.value().data(), bytes_b);
-  } else {
-    if (na) std::memcpy(out.data(), a.value().data(), bytes_a);
-    if (nb) std::memcpy(out.data() + na, b.value().data(), bytes_b);
-  }
+  backend::copy_on_device(ctx, out.data(), a.value().data(), bytes_a);
+  backend::copy_on_device(ctx, out.data() + na, b.value().data(), bytes_b);
   return autograd::make_result("concat0", ctx, std::move(out),
       [a, b, na, nb](const Tensor<T, R, D>& g) mutable {
         if (a.requires_grad()) ops_detail::add_into(a.ctx(), a.grad_buffer().data(), g.data(), na);

@@ -1,4 +1,4 @@
-// distill/ops/softmax.hpp -- row-wise softmax and log_softmax over [B, K]: forward and backward, Cpu and Cuda.
+// distill/ops/softmax.hpp -- row-wise softmax and log_softmax over [B, K]: forward and backward, every device.
 //
 // Both are max-shifted (stable for logits of +-1e4). The backward needs only the output:
 //   softmax:      dx = y * (dy - <y, dy>)
@@ -6,10 +6,6 @@
 #pragma once
 
 #include "distill/autograd/var.hpp"
-#include "distill/cpu/api.hpp"
-#ifndef DISTILL_COMPILED
-#include "distill/cpu/softmax.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
-#endif
 #include "distill/ops/detail.hpp"
 
 namespace distill {
@@ -21,19 +17,12 @@ Var<T, 2, D> softmax(const Var<T, 2, D>& x) {
   auto& ctx = x.ctx();
   const index_t B = x.extent(0), K = x.extent(1);
   Tensor<T, 2, D> out = ops_detail::empty<T, 2>(ctx, x.shape());
-  if constexpr (ops_detail::is_cuda<D>)
-    cuda::softmax_rows<T>(ctx, x.value().data(), out.data(), B, K);
-  else
-    cpu::softmax_rows(ops_detail::threads_for(ctx, x.numel()), x.value().data(), out.data(), B, K);
+  backend::softmax_rows(ctx, x.value().data(), out.data(), B, K);
   Tensor<T, 2, D> y = out;
   return autograd::make_result("softmax", ctx, std::move(out),
       [x, y, B, K](const Tensor<T, 2, D>& g) mutable {
         if (!x.requires_grad()) return;
-        if constexpr (ops_detail::is_cuda<D>)
-          cuda::softmax_rows_backward<T>(x.ctx(), y.data(), g.data(), x.grad_buffer().data(), B, K, true);
-        else
-          cpu::softmax_rows_backward(ops_detail::threads_for(x.ctx(), x.numel()), y.data(), g.data(),
-                                   x.grad_buffer().data(), B, K);
+        backend::softmax_rows_backward(x.ctx(), y.data(), g.data(), x.grad_buffer().data(), B, K, true);
       },
       x);
 }
@@ -45,19 +34,12 @@ Var<T, 2, D> log_softmax(const Var<T, 2, D>& x) {
   auto& ctx = x.ctx();
   const index_t B = x.extent(0), K = x.extent(1);
   Tensor<T, 2, D> out = ops_detail::empty<T, 2>(ctx, x.shape());
-  if constexpr (ops_detail::is_cuda<D>)
-    cuda::log_softmax_rows<T>(ctx, x.value().data(), out.data(), B, K);
-  else
-    cpu::log_softmax_rows(ops_detail::threads_for(ctx, x.numel()), x.value().data(), out.data(), B, K);
+  backend::log_softmax_rows(ctx, x.value().data(), out.data(), B, K);
   Tensor<T, 2, D> y = out;
   return autograd::make_result("log_softmax", ctx, std::move(out),
       [x, y, B, K](const Tensor<T, 2, D>& g) mutable {
         if (!x.requires_grad()) return;
-        if constexpr (ops_detail::is_cuda<D>)
-          cuda::log_softmax_rows_backward<T>(x.ctx(), y.data(), g.data(), x.grad_buffer().data(), B, K, true);
-        else
-          cpu::log_softmax_rows_backward(ops_detail::threads_for(x.ctx(), x.numel()), y.data(), g.data(),
-                                   x.grad_buffer().data(), B, K);
+        backend::log_softmax_rows_backward(x.ctx(), y.data(), g.data(), x.grad_buffer().data(), B, K, true);
       },
       x);
 }

@@ -8,10 +8,6 @@
 //   p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)      (eps outside the sqrt)
 #pragma once
 
-#include "distill/cpu/api.hpp"
-#ifndef DISTILL_COMPILED
-#include "distill/cpu/optim.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
-#endif
 #include "distill/optim/optimizer.hpp"
 
 namespace distill::optim {
@@ -76,15 +72,9 @@ public:
       auto& st = this->state_[i];
       ++st.step;
       T* vmax = opt_.amsgrad ? st.buffers[2].data() : nullptr;
-      if constexpr (std::is_same_v<D, Cuda>) {  // kernels/optim.cuh: cpu::adam_update's order of operations
-        const cuda::AdamConfig c{this->lr_, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, Decoupled, st.step};
-        cuda::adam_step<T>(p.ctx(), p.data(), g, st.buffers[0].data(), st.buffers[1].data(), p.numel(), c, vmax);
-      } else {
-        const cpu::AdamHyper h{this->lr_,        opt_.beta1, opt_.beta2,   opt_.eps,
-                               opt_.weight_decay, Decoupled, opt_.amsgrad, static_cast<long long>(st.step)};
-        cpu::adam_update(p.data(), g, st.buffers[0].data(), st.buffers[1].data(), vmax, p.numel(), h,
-                         Base::threads_for(p));
-      }
+      const AdamConfig c{this->lr_, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, Decoupled, st.step};
+      // cpu/optim.hpp or kernels/optim.cuh (the same order of operations)
+      backend::adam_step(p.ctx(), p.data(), g, st.buffers[0].data(), st.buffers[1].data(), p.numel(), c, vmax);
     }
     ++this->steps_;
   }

@@ -104,6 +104,33 @@ Context<D>* context_of(M& m) {
   return ctx;
 }
 
+/// The update on the Cpu device: `threads` OpenMP threads per tensor (cpu/optim.hpp).
+template <class T>
+void apply(Context<Cpu>*, Context<Cpu>*, int threads, const std::vector<Slot>& tp, const std::vector<Slot>& sp,
+           const std::vector<Slot>& tb, const std::vector<Slot>& sb, double momentum, double buffer_momentum) {
+  for (std::size_t i = 0; i < tp.size(); ++i)
+    cpu::ema_update(static_cast<T*>(tp[i].data), static_cast<const T*>(sp[i].data), tp[i].numel, momentum, threads);
+  for (std::size_t i = 0; i < tb.size(); ++i)
+    cpu::ema_update(static_cast<T*>(tb[i].data), static_cast<const T*>(sb[i].data), tb[i].numel, buffer_momentum,
+                    threads);
+}
+/// The update on the Cuda device: one ema_update_kernel launch per tensor on the target's stream, after the
+/// source's queued work (kernels/optim.cuh, the arithmetic of cpu::ema_update).
+template <class T>
+void apply(Context<Cuda>* ctx, Context<Cuda>* src_ctx, int, const std::vector<Slot>& tp, const std::vector<Slot>& sp,
+           const std::vector<Slot>& tb, const std::vector<Slot>& sb, double momentum, double buffer_momentum) {
+  if (!ctx) {
+    DISTILL_CHECK(tb.empty(), "ema_update: a Cuda target with buffers but no parameters has no context");
+    return;
+  }
+  if (src_ctx && src_ctx != ctx) src_ctx->synchronize();  // the source's queued updates finish first
+  for (std::size_t i = 0; i < tp.size(); ++i)
+    cuda::ema_update<T>(*ctx, static_cast<T*>(tp[i].data), static_cast<const T*>(sp[i].data), tp[i].numel, momentum);
+  for (std::size_t i = 0; i < tb.size(); ++i)
+    cuda::ema_update<T>(*ctx, static_cast<T*>(tb[i].data), static_cast<const T*>(sb[i].data), tb[i].numel,
+                        buffer_momentum);
+}
+
 template <class X>
 struct value_type_of {
   using type = typename X::value_type;
@@ -131,26 +158,8 @@ void ema_update(Target& target, const Source& source, double momentum, BufferMod
     ema_detail::pair_check<T>("buffer", tb, sb);
   }
   const double buffer_momentum = buffers == BufferMode::Ema ? momentum : 0.0;
-  if constexpr (std::is_same_v<D, Cuda>) {  // one ema_update_kernel launch per tensor, on the target's stream
-    Context<Cuda>* ctx = ema_detail::context_of<T, D>(target);
-    Context<Cuda>* src_ctx = ema_detail::context_of<T, D>(source);
-    if (!ctx) {
-      DISTILL_CHECK(tb.empty(), "ema_update: a Cuda target with buffers but no parameters has no context");
-      return;
-    }
-    if (src_ctx && src_ctx != ctx) src_ctx->synchronize();  // the source's queued updates finish first
-    for (std::size_t i = 0; i < tp.size(); ++i)
-      cuda::ema_update<T>(*ctx, static_cast<T*>(tp[i].data), static_cast<const T*>(sp[i].data), tp[i].numel, momentum);
-    for (std::size_t i = 0; i < tb.size(); ++i)
-      cuda::ema_update<T>(*ctx, static_cast<T*>(tb[i].data), static_cast<const T*>(sb[i].data), tb[i].numel,
-                          buffer_momentum);
-  } else {
-    for (std::size_t i = 0; i < tp.size(); ++i)
-      cpu::ema_update(static_cast<T*>(tp[i].data), static_cast<const T*>(sp[i].data), tp[i].numel, momentum, threads);
-    for (std::size_t i = 0; i < tb.size(); ++i)
-      cpu::ema_update(static_cast<T*>(tb[i].data), static_cast<const T*>(sb[i].data), tb[i].numel, buffer_momentum,
-                      threads);
-  }
+  ema_detail::apply<T>(ema_detail::context_of<T, D>(target), ema_detail::context_of<T, D>(source), threads, tp, sp,
+                       tb, sb, momentum, buffer_momentum);
 }
 
 /// Copy every parameter (and buffer) value of `source` into `target` (teacher / momentum-encoder init).

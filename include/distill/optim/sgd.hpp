@@ -9,10 +9,6 @@
 //   p -= lr * d_p
 #pragma once
 
-#include "distill/cpu/api.hpp"
-#ifndef DISTILL_COMPILED
-#include "distill/cpu/optim.hpp"  // the kernel bodies; in compiled mode they come from distill::compiled
-#endif
 #include "distill/optim/optimizer.hpp"
 
 namespace distill::optim {
@@ -46,7 +42,6 @@ public:
   const SgdOptions& options() const noexcept { return opt_; }
 
   void step() override {
-    const cpu::SgdHyper h{this->lr_, opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov};
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
       const auto& p = this->params_[i];
       T* g = p.grad();
@@ -54,13 +49,8 @@ public:
       this->check_size(i);
       auto& st = this->state_[i];
       T* buf = st.buffers.empty() ? nullptr : st.buffers[0].data();
-      if constexpr (std::is_same_v<D, Cuda>) {  // kernels/optim.cuh: the same formulas, one launch per parameter
-        const cuda::SgdConfig c{this->lr_, opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov,
-                                st.step == 0};
-        cuda::sgd_step<T>(p.ctx(), p.data(), g, buf, p.numel(), c);
-      } else {
-        cpu::sgd_update(p.data(), g, buf, p.numel(), h, st.step == 0, Base::threads_for(p));
-      }
+      const SgdConfig c{this->lr_, opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov, st.step == 0};
+      backend::sgd_step(p.ctx(), p.data(), g, buf, p.numel(), c);  // cpu/optim.hpp or kernels/optim.cuh
       ++st.step;
     }
     ++this->steps_;

@@ -22,6 +22,10 @@ struct Conv1dOptions {
   index_t dilation = 1;
 };
 
+/// Which Cuda forward kernel runs: Auto picks SmallCin for Cin <= 4, General otherwise (the CPU engine has one).
+enum class Conv1dAlgo { Auto, General, SmallCin };
+
+/// Extents and padding of one stride-1 conv1d: the one descriptor cpu::conv1d_* and cuda::conv1d_* take.
 struct Conv1dGeometry {
   index_t B = 0, Cin = 0, Cout = 0, L = 0, K = 0;
   index_t dilation = 1;
