@@ -27,7 +27,7 @@
 #include "distill/core/context.hpp"
 #include "distill/core/isa_regions.hpp"
 #include "distill/core/isa.hpp"
-#include "distill/cpu/eigen.hpp"
+#include "distill/cpu/gemm.hpp"
 
 namespace bench {
 

@@ -23,9 +23,11 @@
 #include "cross_entropy.cuh"
 #include "fused_losses.cuh"
 #include "optim.cuh"
-#include "pooling.cuh"
+#include "pool.cuh"
 #include "reduce.cuh"
+#include "normalize.cuh"
 #include "rows.cuh"
+#include "softmax.cuh"
 #include "contrastive_similarity.cuh"
 
 namespace distill::cuda {

@@ -135,8 +135,8 @@ TEST_CASE("UCR labels keep their exact identity beyond 2^53", "[reliability][ucr
   REQUIRE(cu.keys.size() == 5);
   REQUIRE(cu.values == std::vector<double>{-2, -1.5, 0, 0.5, 1});
   REQUIRE(data::make_ucr_dataset(u, cu, false).labels == std::vector<index_t>{4, 4, 4, 4, 0, 3, 2, 2, 1});
-  REQUIRE(data::ucr_detail::label_key("0.00120") == "12e-2");
-  REQUIRE(data::ucr_detail::label_key("-120") == "-12e3");
+  REQUIRE(data::detail::label_key("0.00120") == "12e-2");
+  REQUIRE(data::detail::label_key("-120") == "-12e3");
 }
 
 TEST_CASE("UCR: TEST length must equal TRAIN length for fixed-length sets", "[reliability][ucr]") {

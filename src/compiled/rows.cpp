@@ -1,7 +1,8 @@
 // distill_compiled: the float and double row and channel kernels (losses, BatchNorm, L2 normalisation, pooling,
 // softmax) and the optimizer updates, built once.
 #include "distill/cpu/cross_entropy.hpp"
-#include "distill/cpu/norm.hpp"
+#include "distill/cpu/batchnorm.hpp"
+#include "distill/cpu/normalize.hpp"
 #include "distill/cpu/optim.hpp"
 #include "distill/cpu/pool.hpp"
 #include "distill/cpu/softmax.hpp"

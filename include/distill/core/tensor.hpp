@@ -5,7 +5,7 @@
 // * Owning tensors hold 64-byte-aligned storage; view(ptr, shape) wraps memory the caller owns.
 // * Cpu tensors allocate themselves. Cuda tensors are allocated through a Context<Cuda> (kernels/), so the
 //   type exists from day one and no global allocator is needed.
-// This header is plain C++: no Eigen (see cpu/eigen.hpp for the Eigen maps), so nvcc-compiled code may use it.
+// This header is plain C++: no Eigen (see cpu/gemm.hpp for the Eigen maps), so nvcc-compiled code may use it.
 #pragma once
 
 #include <algorithm>

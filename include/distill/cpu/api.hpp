@@ -37,7 +37,7 @@ void conv1d_backward_input(Exec ex, const Conv1dGeometry& g, const T* dy, const 
 template <class T>
 void conv1d_backward_weight(Exec ex, const Conv1dGeometry& g, const T* x, const T* dy, T* dw, T* db);
 
-// --- GEMM (cpu/eigen.hpp) --------------------------------------------------------------------------------------
+// --- GEMM (cpu/gemm.hpp) ---------------------------------------------------------------------------------------
 /// Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, parallel over column panels of C.
 template <class T>
 void gemm(int threads, Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, const T* A, const T* B,
@@ -60,7 +60,7 @@ double squared_error_sum(int threads, const T* a, const T* b, index_t n);
 template <class T>
 void squared_error_backward(int threads, const T* a, const T* b, T k, T* da, T* db, index_t n);
 
-// --- BatchNorm and L2 normalisation (cpu/norm.hpp) -------------------------------------------------------------
+// --- BatchNorm and L2 normalisation (cpu/batchnorm.hpp, cpu/normalize.hpp) -------------------------------------------------
 template <class T>
 void batch_norm_stats(int threads, const T* x, index_t B, index_t C, index_t L, double* mean, double* var);
 template <class T>

@@ -22,8 +22,9 @@
 #ifndef DISTILL_COMPILED  // the kernel bodies; in compiled mode they come from distill::compiled
 #include "distill/cpu/conv1d.hpp"
 #include "distill/cpu/cross_entropy.hpp"
-#include "distill/cpu/eigen.hpp"
-#include "distill/cpu/norm.hpp"
+#include "distill/cpu/gemm.hpp"
+#include "distill/cpu/batchnorm.hpp"
+#include "distill/cpu/normalize.hpp"
 #include "distill/cpu/optim.hpp"
 #include "distill/cpu/pool.hpp"
 #include "distill/cpu/softmax.hpp"
@@ -37,13 +38,14 @@ template <class T>
 void clear_unless(bool accumulate, T* dx, index_t n) {
   if (!accumulate && dx && n > 0) std::fill(dx, dx + n, T(0));
 }
-/// One elementwise pass y[i] = f(i) over n values with the threads worth using.
-template <class F>
-void for_each(const Context<Cpu>& ctx, index_t n, F f) {
-#pragma omp parallel for num_threads(threads_for(ctx, n)) schedule(static)
-  for (index_t i = 0; i < n; ++i) f(i);
-}
 }  // namespace entry
+
+// One elementwise pass `body` over i in [0, n) with the threads worth using (cpu::threads_for(ctx, n): the entry
+// point's `ctx` and `n`). The loop is written out in each entry point (no lambda), so the compiler vectorises it
+// inside the OpenMP region as it did the ops' own loops.
+#define DISTILL_CPU_ELEMENTWISE(body)                                            \
+  _Pragma("omp parallel for num_threads(threads_for(ctx, n)) schedule(static)") \
+  for (index_t i = 0; i < n; ++i) body
 
 // ---- memory ----------------------------------------------------------------------------------------------------
 inline void copy_on_device(Context<Cpu>&, void* dst, const void* src, std::size_t bytes) {
@@ -62,52 +64,54 @@ inline void zero_bytes(Context<Cpu>&, void* dst, std::size_t bytes) {
 // ---- elementwise and activations -------------------------------------------------------------------------------
 template <class T>
 void fill(Context<Cpu>& ctx, T* y, T value, index_t n) {
-  entry::for_each(ctx, n, [=](index_t i) { y[i] = value; });
+  T* __restrict yp = y;
+  DISTILL_CPU_ELEMENTWISE(yp[i] = value;)
 }
 /// y = alpha x (y may be x).
 template <class T>
 void scale(Context<Cpu>& ctx, T* y, const T* x, T alpha, index_t n) {
-  entry::for_each(ctx, n, [=](index_t i) { y[i] = alpha * x[i]; });
+  DISTILL_CPU_ELEMENTWISE(y[i] = alpha * x[i];)
 }
 /// y += alpha x.
 template <class T>
 void axpy(Context<Cpu>& ctx, T* __restrict y, const T* __restrict x, T alpha, index_t n) {
-  entry::for_each(ctx, n, [=](index_t i) { y[i] += alpha * x[i]; });
+  DISTILL_CPU_ELEMENTWISE(y[i] += alpha * x[i];)
 }
 template <class T>
 void add(Context<Cpu>& ctx, T* y, const T* a, const T* b, index_t n) {
-  entry::for_each(ctx, n, [=](index_t i) { y[i] = a[i] + b[i]; });
+  DISTILL_CPU_ELEMENTWISE(y[i] = a[i] + b[i];)
 }
 template <class T>
 void sub(Context<Cpu>& ctx, T* y, const T* a, const T* b, index_t n) {
-  entry::for_each(ctx, n, [=](index_t i) { y[i] = a[i] - b[i]; });
+  DISTILL_CPU_ELEMENTWISE(y[i] = a[i] - b[i];)
 }
 template <class T>
 void mul(Context<Cpu>& ctx, T* y, const T* a, const T* b, index_t n) {
-  entry::for_each(ctx, n, [=](index_t i) { y[i] = a[i] * b[i]; });
+  DISTILL_CPU_ELEMENTWISE(y[i] = a[i] * b[i];)
 }
 /// y = a / b (y may be a or b).
 template <class T>
 void div(Context<Cpu>& ctx, T* y, const T* a, const T* b, index_t n) {
-  entry::for_each(ctx, n, [=](index_t i) { y[i] = a[i] / b[i]; });
+  DISTILL_CPU_ELEMENTWISE(y[i] = a[i] / b[i];)
 }
 /// y += a * b.
 template <class T>
 void accumulate_product(Context<Cpu>& ctx, T* __restrict y, const T* a, const T* b, index_t n) {
-  entry::for_each(ctx, n, [=](index_t i) { y[i] += a[i] * b[i]; });
+  DISTILL_CPU_ELEMENTWISE(y[i] += a[i] * b[i];)
 }
 /// y = max(x, 0) (y may be x).
 template <class T>
 void relu_forward(Context<Cpu>& ctx, T* y, const T* x, index_t n) {
-  entry::for_each(ctx, n, [=](index_t i) { y[i] = x[i] > T(0) ? x[i] : T(0); });
+  DISTILL_CPU_ELEMENTWISE(y[i] = x[i] > T(0) ? x[i] : T(0);)
 }
 /// dx (+)= (y > 0) * dy, from the forward output y.
 template <class T>
 void relu_backward(Context<Cpu>& ctx, T* __restrict dx, const T* y, const T* dy, index_t n, bool accumulate) {
-  if (accumulate)
-    entry::for_each(ctx, n, [=](index_t i) { dx[i] += y[i] > T(0) ? dy[i] : T(0); });
-  else
-    entry::for_each(ctx, n, [=](index_t i) { dx[i] = y[i] > T(0) ? dy[i] : T(0); });
+  if (accumulate) {
+    DISTILL_CPU_ELEMENTWISE(dx[i] += y[i] > T(0) ? dy[i] : T(0);)
+  } else {
+    DISTILL_CPU_ELEMENTWISE(dx[i] = y[i] > T(0) ? dy[i] : T(0);)
+  }
 }
 /// y[o, c, i] += bias[c] for y of shape [outer, channels, inner].
 template <class T>
@@ -172,7 +176,7 @@ void sum_axis0(Context<Cpu>&, const T* x, index_t rows, index_t cols, T* out, T 
   }
 }
 
-// ---- row-wise: softmax, log-softmax, L2 normalisation (cpu/softmax.hpp, cpu/norm.hpp) -----------------------------
+// ---- row-wise: softmax, log-softmax, L2 normalisation (cpu/softmax.hpp, cpu/normalize.hpp) -----------------------------
 template <class T>
 void softmax_rows(Context<Cpu>& ctx, const T* x, T* y, index_t rows, index_t cols) {
   softmax_rows(threads_for(ctx, rows * cols), x, y, rows, cols);
@@ -291,7 +295,7 @@ void conv1d_backward_weight(Context<Cpu>& ctx, const Conv1dGeometry& g, const T*
   if (g.B > 0 && (dw || dbias)) conv1d_backward_weight<T>(exec_of(ctx), g, x, dy, dw, dbias);
 }
 
-// ---- GEMM (cpu/eigen.hpp) ------------------------------------------------------------------------------------------
+// ---- GEMM (cpu/gemm.hpp) -------------------------------------------------------------------------------------------
 /// Row-major C[M, N] = alpha op(A) op(B) + beta C; lda/ldb/ldc are row strides and must be 0 (contiguous) here.
 template <class T>
 void gemm(Context<Cpu>& ctx, Trans ta, Trans tb, index_t M, index_t N, index_t K, T alpha, const T* A, const T* B,
@@ -314,3 +318,5 @@ void adam_step(Context<Cpu>& ctx, T* param, const T* grad, T* exp_avg, T* exp_av
 }
 
 }  // namespace distill::cpu
+
+#undef DISTILL_CPU_ELEMENTWISE

@@ -22,7 +22,7 @@
 
 namespace distill::data {
 
-namespace aug_detail {
+namespace detail {
 inline index_t length_of(std::span<const index_t> lengths, index_t b, index_t L) {
   return lengths.empty() ? L : std::clamp<index_t>(lengths[static_cast<std::size_t>(b)], 0, L);
 }
@@ -30,19 +30,19 @@ inline void check_lengths(const Tensor<float, 3, Cpu>& x, std::span<const index_
   DISTILL_CHECK(lengths.empty() || static_cast<index_t>(lengths.size()) == x.extent(0), what, ": ", lengths.size(),
                 " lengths for a batch of shape ", to_string(x.shape()));
 }
-}  // namespace aug_detail
+}  // namespace detail
 
 /// x + N(0, sigma^2) noise on every element (within each series' length).
 inline Tensor<float, 3, Cpu> jitter(const Tensor<float, 3, Cpu>& x, double sigma, CounterRng& rng,
                                    std::span<const index_t> lengths = {}) {
-  aug_detail::check_lengths(x, lengths, "jitter");
+  detail::check_lengths(x, lengths, "jitter");
   DISTILL_CHECK(sigma >= 0, "jitter: sigma must be >= 0, got ", sigma);
   const std::uint64_t key = rng.next_u64();
   Tensor<float, 3, Cpu> y = x.clone();
   const index_t B = x.extent(0), C = x.extent(1), L = x.extent(2);
   for (index_t b = 0; b < B; ++b) {
     CounterRng r(key, static_cast<std::uint64_t>(b));
-    const index_t len = aug_detail::length_of(lengths, b, L);
+    const index_t len = detail::length_of(lengths, b, L);
     for (index_t c = 0; c < C; ++c)
       for (index_t t = 0; t < len; ++t) y(b, c, t) += static_cast<float>(r.normal(0.0, sigma));
   }
@@ -52,14 +52,14 @@ inline Tensor<float, 3, Cpu> jitter(const Tensor<float, 3, Cpu>& x, double sigma
 /// Multiplies each (series, channel) by a factor drawn from N(mean, sigma^2).
 inline Tensor<float, 3, Cpu> scale(const Tensor<float, 3, Cpu>& x, double mean, double sigma, CounterRng& rng,
                                   std::span<const index_t> lengths = {}) {
-  aug_detail::check_lengths(x, lengths, "scale");
+  detail::check_lengths(x, lengths, "scale");
   DISTILL_CHECK(sigma >= 0, "scale: sigma must be >= 0, got ", sigma);
   const std::uint64_t key = rng.next_u64();
   Tensor<float, 3, Cpu> y = x.clone();
   const index_t B = x.extent(0), C = x.extent(1), L = x.extent(2);
   for (index_t b = 0; b < B; ++b) {
     CounterRng r(key, static_cast<std::uint64_t>(b));
-    const index_t len = aug_detail::length_of(lengths, b, L);
+    const index_t len = detail::length_of(lengths, b, L);
     for (index_t c = 0; c < C; ++c) {
       const float f = static_cast<float>(r.normal(mean, sigma));
       for (index_t t = 0; t < len; ++t) y(b, c, t) *= f;
@@ -72,7 +72,7 @@ inline Tensor<float, 3, Cpu> scale(const Tensor<float, 3, Cpu>& x, double mean, 
 /// and concatenates the k segments in a random order (TS-TCC's "random" permutation mode).
 inline Tensor<float, 3, Cpu> permute_segments(const Tensor<float, 3, Cpu>& x, index_t max_segments, CounterRng& rng,
                                              std::span<const index_t> lengths = {}) {
-  aug_detail::check_lengths(x, lengths, "permute_segments");
+  detail::check_lengths(x, lengths, "permute_segments");
   DISTILL_CHECK(max_segments >= 1, "permute_segments: max_segments must be >= 1, got ", max_segments);
   const std::uint64_t key = rng.next_u64();
   Tensor<float, 3, Cpu> y = x.clone();
@@ -80,7 +80,7 @@ inline Tensor<float, 3, Cpu> permute_segments(const Tensor<float, 3, Cpu>& x, in
   std::vector<index_t> cand, cuts, order;
   for (index_t b = 0; b < B; ++b) {
     CounterRng r(key, static_cast<std::uint64_t>(b));
-    const index_t len = aug_detail::length_of(lengths, b, L);
+    const index_t len = detail::length_of(lengths, b, L);
     const index_t k = std::min<index_t>(1 + static_cast<index_t>(r.below(static_cast<std::uint64_t>(max_segments))), len);
     if (k < 2) continue;
     cand.resize(static_cast<std::size_t>(len - 1));
@@ -109,14 +109,14 @@ inline Tensor<float, 3, Cpu> permute_segments(const Tensor<float, 3, Cpu>& x, in
 /// Random crop of round(ratio * length) steps (at least 2), linearly resampled back to the full length.
 inline Tensor<float, 3, Cpu> crop_resize(const Tensor<float, 3, Cpu>& x, double ratio, CounterRng& rng,
                                         std::span<const index_t> lengths = {}) {
-  aug_detail::check_lengths(x, lengths, "crop_resize");
+  detail::check_lengths(x, lengths, "crop_resize");
   DISTILL_CHECK(ratio > 0 && ratio <= 1, "crop_resize: ratio must be in (0, 1], got ", ratio);
   const std::uint64_t key = rng.next_u64();
   Tensor<float, 3, Cpu> y = x.clone();
   const index_t B = x.extent(0), C = x.extent(1), L = x.extent(2);
   for (index_t b = 0; b < B; ++b) {
     CounterRng r(key, static_cast<std::uint64_t>(b));
-    const index_t len = aug_detail::length_of(lengths, b, L);
+    const index_t len = detail::length_of(lengths, b, L);
     if (len < 2) continue;
     const index_t w = std::clamp<index_t>(static_cast<index_t>(std::lround(ratio * double(len))), 2, len);
     const index_t start = static_cast<index_t>(r.below(static_cast<std::uint64_t>(len - w + 1)));
@@ -137,14 +137,14 @@ inline Tensor<float, 3, Cpu> crop_resize(const Tensor<float, 3, Cpu>& x, double 
 /// probability ratio), or one contiguous span of round(ratio * length) steps.
 inline Tensor<float, 3, Cpu> time_mask(const Tensor<float, 3, Cpu>& x, double ratio, CounterRng& rng,
                                       std::span<const index_t> lengths = {}, bool contiguous = false) {
-  aug_detail::check_lengths(x, lengths, "time_mask");
+  detail::check_lengths(x, lengths, "time_mask");
   DISTILL_CHECK(ratio >= 0 && ratio <= 1, "time_mask: ratio must be in [0, 1], got ", ratio);
   const std::uint64_t key = rng.next_u64();
   Tensor<float, 3, Cpu> y = x.clone();
   const index_t B = x.extent(0), C = x.extent(1), L = x.extent(2);
   for (index_t b = 0; b < B; ++b) {
     CounterRng r(key, static_cast<std::uint64_t>(b));
-    const index_t len = aug_detail::length_of(lengths, b, L);
+    const index_t len = detail::length_of(lengths, b, L);
     if (len < 1) continue;
     if (contiguous) {
       const index_t span = std::min<index_t>(static_cast<index_t>(std::lround(ratio * double(len))), len);

@@ -54,12 +54,12 @@ struct UcrTable {
   index_t rows = 0;              // series (= data lines; line of row r is r + 1)
   index_t cols = 0;              // values per line (label excluded)
   std::vector<double> labels;    // raw label of each row (nearest double; for display and arithmetic)
-  std::vector<std::string> label_keys;  // exact label of each row (see ucr_detail::label_key)
+  std::vector<std::string> label_keys;  // exact label of each row (see detail::label_key)
   std::vector<float> values;     // rows * cols, row-major, NaN as read
   std::vector<index_t> lengths;  // true length of each row: index of its last non-NaN value + 1
 };
 
-namespace ucr_detail {
+namespace detail {
 
 [[noreturn]] inline void fail_at(std::string_view source, index_t line, index_t col, const std::string& what) {
   DISTILL_FAIL(source, ":", line, ":", col, ": ", what);
@@ -153,12 +153,12 @@ inline bool label_key_less(const std::string& a, const std::string& b) {
   return sa > 0 ? mag_less : !mag_less && !mag_equal;
 }
 
-}  // namespace ucr_detail
+}  // namespace detail
 
 /// Parses UCR TSV text held in memory. `source` names the input in error messages.
 inline UcrTable parse_ucr(std::string_view text, std::string_view source = "<memory>") {
-  using ucr_detail::fail_at;
-  using ucr_detail::quoted;
+  using detail::fail_at;
+  using detail::quoted;
   UcrTable t;
   t.source = std::string(source);
   const std::size_t n = text.size();
@@ -195,14 +195,14 @@ inline UcrTable parse_ucr(std::string_view text, std::string_view source = "<mem
                 field == 0 ? std::string("empty label field") : "empty value field (field " + std::to_string(field + 1) + ")");
       double v = 0;
       bool range = false;
-      if (!ucr_detail::parse_double(tok, v, range))
+      if (!detail::parse_double(tok, v, range))
         fail_at(source, line_no, col,
                 std::string(range ? "number out of range " : "bad number ") + quoted(tok) + " in " +
                     (field == 0 ? std::string("the label field") : "field " + std::to_string(field + 1)));
       if (field == 0) {
         if (!std::isfinite(v)) fail_at(source, line_no, col, "the label " + quoted(tok) + " is not a finite number");
         t.labels.push_back(v);
-        t.label_keys.push_back(ucr_detail::label_key(tok[0] == '+' ? tok.substr(1) : tok));
+        t.label_keys.push_back(detail::label_key(tok[0] == '+' ? tok.substr(1) : tok));
       } else {
         if (t.rows > 0 && field > t.cols)
           fail_at(source, line_no, col,
@@ -249,7 +249,7 @@ inline UcrTable read_ucr_file(const std::string& path) {
 /// The classes of a UCR set: the distinct exact labels of its TRAIN table in numeric order (class id k is the
 /// k-th smallest), with their nearest doubles.
 struct UcrClasses {
-  std::vector<std::string> keys;  // ucr_detail::label_key of each class
+  std::vector<std::string> keys;  // detail::label_key of each class
   std::vector<double> values;     // the label as a double (two classes may share one: use keys for identity)
   std::size_t size() const noexcept { return keys.size(); }
 };
@@ -259,7 +259,7 @@ inline UcrClasses ucr_classes(const UcrTable& t) {
   std::vector<std::size_t> order(t.label_keys.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return ucr_detail::label_key_less(t.label_keys[a], t.label_keys[b]); });
+                   [&](std::size_t a, std::size_t b) { return detail::label_key_less(t.label_keys[a], t.label_keys[b]); });
   UcrClasses c;
   for (std::size_t i : order)
     if (c.keys.empty() || c.keys.back() != t.label_keys[i]) {
@@ -346,14 +346,14 @@ inline Dataset make_ucr_dataset(const UcrTable& t, const UcrClasses& classes, bo
   d.lengths = t.lengths;
   for (index_t r = 0; r < t.rows; ++r) {
     const std::string& lab = t.label_keys[static_cast<std::size_t>(r)];
-    auto it = std::lower_bound(classes.keys.begin(), classes.keys.end(), lab, ucr_detail::label_key_less);
+    auto it = std::lower_bound(classes.keys.begin(), classes.keys.end(), lab, detail::label_key_less);
     if (it == classes.keys.end() || *it != lab) {
       std::ostringstream cls;
       for (std::size_t k = 0; k < classes.size() && k < 16; ++k) cls << (k ? ", " : "") << classes.values[k];
       if (classes.size() > 16) cls << ", ...";
       std::ostringstream lab_s;
       lab_s << t.labels[static_cast<std::size_t>(r)];
-      ucr_detail::fail_at(t.source, r + 1, 1,
+      detail::fail_at(t.source, r + 1, 1,
                           "label " + lab_s.str() + " does not occur in the training file (its classes: " + cls.str() + ")");
     }
     d.labels[static_cast<std::size_t>(r)] = static_cast<index_t>(it - classes.keys.begin());

@@ -168,7 +168,7 @@ auto on_device(Context<D>& device_ctx, F&& fn, Ms&... modules) {
       modules...);
 }
 
-namespace evaluate_detail {
+namespace detail {
 template <class E>
 inline constexpr bool is_model_embedding = false;
 template <class F, class... Ms>
@@ -201,7 +201,7 @@ Tensor<float, 2, Cpu> embed_chunks(Context<Cpu>& ctx, const data::Dataset& ds, E
   }
   return out;
 }
-}  // namespace evaluate_detail
+}  // namespace detail
 
 /// Embeds a dataset in chunks of `batch` series, under NoGradGuard, into a Tensor<float, 2, Cpu> [N, D].
 /// `embed` is one of
@@ -214,18 +214,18 @@ Tensor<float, 2, Cpu> embed_chunks(Context<Cpu>& ctx, const data::Dataset& ds, E
 template <class Embed>
 Tensor<float, 2, Cpu> embed_dataset(Context<Cpu>& ctx, const data::Dataset& ds, Embed&& embed, index_t batch = 256) {
   using E = std::remove_cvref_t<Embed>;
-  if constexpr (evaluate_detail::is_model_embedding<E>) {
+  if constexpr (detail::is_model_embedding<E>) {
     return std::apply(
         [&](auto&... modules) {
           nn::EvalModeGuard guard(modules...);
-          return evaluate_detail::embed_chunks(ctx, ds, embed.fn, batch);
+          return detail::embed_chunks(ctx, ds, embed.fn, batch);
         },
         embed.modules);
   } else if constexpr (nn::HasTrainingMode<E>) {
     nn::EvalModeGuard guard(embed);
-    return evaluate_detail::embed_chunks(ctx, ds, embed, batch);
+    return detail::embed_chunks(ctx, ds, embed, batch);
   } else {
-    return evaluate_detail::embed_chunks(ctx, ds, embed, batch);
+    return detail::embed_chunks(ctx, ds, embed, batch);
   }
 }
 
@@ -237,12 +237,12 @@ struct OutputPaths {
   std::string embedding_svg;      // the test embeddings on their first two principal components, coloured by class
 };
 
-namespace evaluate_detail {
+namespace detail {
 inline void make_parent(const std::string& path) {
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
 }
-}  // namespace evaluate_detail
+}  // namespace detail
 
 /// Embeds both splits (embed: a module, embedding(fn, modules...) or a function, as for embed_dataset; modules run
 /// in eval mode and get their mode back), evaluates, and writes the requested outputs.
@@ -258,22 +258,22 @@ EvalResult evaluate_splits(Context<Cpu>& ctx, const data::UcrSplits& s, Embed&& 
   r.length = s.train.length();
   const io::Record rec = r.record(tags);
   if (!out.metrics_json.empty()) {
-    evaluate_detail::make_parent(out.metrics_json);
+    detail::make_parent(out.metrics_json);
     io::write_json(out.metrics_json, rec);
   }
   if (!out.metrics_csv.empty()) {
-    evaluate_detail::make_parent(out.metrics_csv);
+    detail::make_parent(out.metrics_csv);
     io::append_csv(out.metrics_csv, rec);
   }
   if (!out.embeddings_prefix.empty()) {
-    evaluate_detail::make_parent(out.embeddings_prefix + "x");
+    detail::make_parent(out.embeddings_prefix + "x");
     io::write_npy(out.embeddings_prefix + "train_z.npy", ztr);
     io::write_npy(out.embeddings_prefix + "train_y.npy", s.train.labels);
     io::write_npy(out.embeddings_prefix + "test_z.npy", zte);
     io::write_npy(out.embeddings_prefix + "test_y.npy", s.test.labels);
   }
   if (!out.embedding_svg.empty()) {
-    evaluate_detail::make_parent(out.embedding_svg);
+    detail::make_parent(out.embedding_svg);
     io::write_embedding_svg(out.embedding_svg, zte, s.test.labels,
                             {.title = s.test.name + " test embeddings (first two principal components)"});
   }

@@ -40,7 +40,7 @@ struct KMeansResult {
   int best_init = 0;            // index of the winning restart
 };
 
-namespace kmeans_detail {
+namespace detail {
 inline double sqdist(const double* a, const double* b, index_t d) {
   double s = 0;
   for (index_t j = 0; j < d; ++j) {
@@ -113,12 +113,12 @@ inline std::vector<double> kmeanspp(const std::vector<double>& x, index_t n, ind
   }
   return c;
 }
-}  // namespace kmeans_detail
+}  // namespace detail
 
 /// k-means on the rows of x [N, D].
 template <class T>
 KMeansResult kmeans(const Tensor<T, 2, Cpu>& x_in, const KMeansOptions& opt) {
-  using namespace kmeans_detail;
+  using namespace detail;
   const index_t n = x_in.extent(0), d = x_in.extent(1), k = opt.k;
   DISTILL_CHECK(k >= 1 && k <= n, "kmeans: k = ", k, " must be in [1, N] for ", n, " points");
   DISTILL_CHECK(opt.n_init >= 1 && opt.max_iter >= 1, "kmeans: n_init (", opt.n_init, ") and max_iter (",

@@ -45,7 +45,7 @@ struct ProbeResult {
   Tensor<float, 1, Cpu> bias;    // [K]
 };
 
-namespace probe_detail {
+namespace detail {
 /// Per-dimension mean and 1/std of x [N, D] (double accumulation; 1/std = 1 for a constant dimension).
 inline void moments(const Tensor<float, 2, Cpu>& x, std::vector<double>& mean, std::vector<double>& inv_sd) {
   const index_t n = x.extent(0), d = x.extent(1);
@@ -99,7 +99,7 @@ struct GradModeScope {
   GradModeScope(const GradModeScope&) = delete;
   GradModeScope& operator=(const GradModeScope&) = delete;
 };
-}  // namespace probe_detail
+}  // namespace detail
 
 /// Trains the probe on (train_z, train_y) and scores it on (test_z, test_y). Labels are class ids in
 /// [0, num_classes).
@@ -120,12 +120,12 @@ inline ProbeResult linear_probe(Context<Cpu>& ctx, const Tensor<float, 2, Cpu>& 
   for (index_t y : test_y) DISTILL_CHECK(y >= 0 && y < k, "linear_probe: test label ", y, " outside [0, ", k, ")");
 
   std::vector<double> mean, inv_sd;
-  if (opt.standardize) probe_detail::moments(train_z, mean, inv_sd);
+  if (opt.standardize) detail::moments(train_z, mean, inv_sd);
   else mean.assign(static_cast<std::size_t>(d), 0.0), inv_sd.assign(static_cast<std::size_t>(d), 1.0);
-  const Tensor<float, 2, Cpu> ztr = probe_detail::transform(train_z, mean, inv_sd);
-  const Tensor<float, 2, Cpu> zte = probe_detail::transform(test_z, mean, inv_sd);
+  const Tensor<float, 2, Cpu> ztr = detail::transform(train_z, mean, inv_sd);
+  const Tensor<float, 2, Cpu> zte = detail::transform(test_z, mean, inv_sd);
 
-  probe_detail::GradModeScope grad_on(ctx);
+  detail::GradModeScope grad_on(ctx);
   auto w = parameter(ctx, Tensor<float, 2, Cpu>::zeros({k, d}));
   auto b = parameter(ctx, Tensor<float, 1, Cpu>::zeros({k}));
   optim::Adam<float> adam(params(w, b), {.lr = opt.lr, .weight_decay = opt.weight_decay});
@@ -170,8 +170,8 @@ inline ProbeResult linear_probe(Context<Cpu>& ctx, const Tensor<float, 2, Cpu>& 
   }
   res.weight = w.value().clone();
   res.bias = b.value().clone();
-  const auto ptr = probe_detail::predict(ztr, res.weight, res.bias);
-  res.test_predictions = probe_detail::predict(zte, res.weight, res.bias);
+  const auto ptr = detail::predict(ztr, res.weight, res.bias);
+  res.test_predictions = detail::predict(zte, res.weight, res.bias);
   std::size_t ok = 0;
   for (std::size_t i = 0; i < ptr.size(); ++i) ok += ptr[i] == train_y[i];
   res.train_accuracy = double(ok) / double(n);

@@ -65,7 +65,7 @@ inline Contingency contingency(std::span<const index_t> a, std::span<const index
   return c;
 }
 
-namespace metrics_detail {
+namespace detail {
 inline double entropy(const std::vector<std::int64_t>& sums, std::int64_t n) {
   double h = 0;
   for (auto s : sums)
@@ -76,7 +76,7 @@ inline double entropy(const std::vector<std::int64_t>& sums, std::int64_t n) {
   return h;
 }
 inline double comb2(std::int64_t k) { return 0.5 * double(k) * double(k - 1); }
-}  // namespace metrics_detail
+}  // namespace detail
 
 /// Mutual information (nats) between two labelings.
 inline double mutual_information(std::span<const index_t> truth, std::span<const index_t> pred) {
@@ -98,7 +98,7 @@ inline double nmi(std::span<const index_t> truth, std::span<const index_t> pred)
   if ((c.rows == 1 && c.cols == 1) || (c.rows == 0 && c.cols == 0)) return 1.0;
   const double mi = mutual_information(truth, pred);
   if (mi == 0) return 0.0;
-  const double h = 0.5 * (metrics_detail::entropy(c.row_sums, c.n) + metrics_detail::entropy(c.col_sums, c.n));
+  const double h = 0.5 * (detail::entropy(c.row_sums, c.n) + detail::entropy(c.col_sums, c.n));
   return mi / std::max(h, 2.220446049250313e-16);
 }
 
@@ -110,14 +110,14 @@ struct PairCounts {
 inline PairCounts pair_counts(std::span<const index_t> truth, std::span<const index_t> pred) {
   const Contingency c = contingency(truth, pred);
   double same_both = 0, same_truth = 0, same_pred = 0;
-  for (auto v : c.counts) same_both += metrics_detail::comb2(v);
-  for (auto v : c.row_sums) same_truth += metrics_detail::comb2(v);
-  for (auto v : c.col_sums) same_pred += metrics_detail::comb2(v);
+  for (auto v : c.counts) same_both += detail::comb2(v);
+  for (auto v : c.row_sums) same_truth += detail::comb2(v);
+  for (auto v : c.col_sums) same_pred += detail::comb2(v);
   PairCounts p;
   p.both = same_both;
   p.truth_only = same_truth - same_both;
   p.pred_only = same_pred - same_both;
-  p.neither = metrics_detail::comb2(c.n) - same_truth - same_pred + same_both;
+  p.neither = detail::comb2(c.n) - same_truth - same_pred + same_both;
   return p;
 }
 

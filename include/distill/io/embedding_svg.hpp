@@ -111,8 +111,8 @@ struct EmbeddingSvgOptions {
 /// The scatter plot of pca_2d(z), one colour per label (labels in [0, #classes)).
 inline std::string embedding_svg(const Tensor<float, 2, Cpu>& z, std::span<const index_t> labels,
                                  const EmbeddingSvgOptions& o = {}) {
-  using svg_detail::esc;
-  using svg_detail::num;
+  using detail::esc;
+  using detail::num;
   DISTILL_CHECK(index_t(labels.size()) == z.extent(0), "embedding_svg: ", labels.size(),
                 " labels for embeddings of shape ", to_string(z.shape()));
   DISTILL_CHECK(o.width >= 200 && o.height >= 150, "embedding_svg: the plot must be at least 200x150, got ", o.width,
@@ -131,11 +131,11 @@ inline std::string embedding_svg(const Tensor<float, 2, Cpu>& z, std::span<const
   };
   const auto [x0, x1] = range(p.x);
   const auto [y0, y1] = range(p.y);
-  const svg_detail::Frame f{70, o.width - 20.0 - (classes > 0 ? 70.0 : 0.0), 40, o.height - 50.0, x0, x1, y0, y1};
+  const detail::Frame f{70, o.width - 20.0 - (classes > 0 ? 70.0 : 0.0), 40, o.height - 50.0, x0, x1, y0, y1};
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-  std::string s = svg_detail::header(o.width, o.height, o.title, 14, (f.L + f.R) / 2);
-  svg_detail::axes(s, f, o.height, "PC1 (" + num("%.1f", 100 * p.explained[0]) + "% of variance)",
+  std::string s = detail::header(o.width, o.height, o.title, 14, (f.L + f.R) / 2);
+  detail::axes(s, f, o.height, "PC1 (" + num("%.1f", 100 * p.explained[0]) + "% of variance)",
                    "PC2 (" + num("%.1f", 100 * p.explained[1]) + "% of variance)", "#eeeeee", true,
                    [](double t) { return num("%g", t); });
   const double R = f.R, T = f.T;
@@ -157,7 +157,7 @@ inline std::string embedding_svg(const Tensor<float, 2, Cpu>& z, std::span<const
 
 inline void write_embedding_svg(const std::string& path, const Tensor<float, 2, Cpu>& z,
                                 std::span<const index_t> labels, const EmbeddingSvgOptions& o = {}) {
-  svg_detail::write_file(path, embedding_svg(z, labels, o), "write_embedding_svg");
+  detail::write_file(path, embedding_svg(z, labels, o), "write_embedding_svg");
 }
 
 }  // namespace distill::io

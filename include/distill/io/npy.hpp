@@ -97,7 +97,7 @@ struct NpyInfo {
   std::size_t data_offset = 0;
 };
 
-namespace npy_detail {
+namespace detail {
 inline std::string dict_value(const std::string& dict, const std::string& key, const std::string& path) {
   const std::string k = "'" + key + "'";
   auto p = dict.find(k);
@@ -114,7 +114,7 @@ inline std::string dict_value(const std::string& dict, const std::string& key, c
   DISTILL_CHECK(e != std::string::npos && e > p && e <= dict.size(), "read_npy: '", path, "': malformed header: ", dict);
   return dict.substr(p, e - p);
 }
-}  // namespace npy_detail
+}  // namespace detail
 
 /// Parses the header of a .npy file held in `bytes`.
 inline NpyInfo parse_npy_header(std::string_view bytes, const std::string& path = "<memory>") {
@@ -134,11 +134,11 @@ inline NpyInfo parse_npy_header(std::string_view bytes, const std::string& path 
   const std::string dict(bytes.substr(off, hlen));
   NpyInfo info;
   info.data_offset = off + hlen;
-  std::string d = npy_detail::dict_value(dict, "descr", path);
+  std::string d = detail::dict_value(dict, "descr", path);
   DISTILL_CHECK(d.size() >= 2 && d.front() == '\'' && d.back() == '\'', "read_npy: '", path, "': bad descr ", d);
   info.descr = d.substr(1, d.size() - 2);
-  info.fortran_order = npy_detail::dict_value(dict, "fortran_order", path) == "True";
-  std::string s = npy_detail::dict_value(dict, "shape", path);
+  info.fortran_order = detail::dict_value(dict, "fortran_order", path) == "True";
+  std::string s = detail::dict_value(dict, "shape", path);
   DISTILL_CHECK(s.size() >= 2 && s.front() == '(' && s.back() == ')', "read_npy: '", path, "': bad shape ", s);
   std::istringstream ss(s.substr(1, s.size() - 2));
   std::string item;

@@ -71,7 +71,7 @@ private:
   std::vector<std::pair<std::string, Value>> fields_;
 };
 
-namespace report_detail {
+namespace detail {
 inline std::string number(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
@@ -124,7 +124,7 @@ inline void write_text(const std::string& path, const std::string& text, bool ap
   out << text;
   DISTILL_CHECK(out.good(), "error while writing '", path, "'");
 }
-}  // namespace report_detail
+}  // namespace detail
 
 inline std::string to_json(const Record& r, int indent = 2) {
   const std::string pad(static_cast<std::size_t>(indent), ' ');
@@ -133,7 +133,7 @@ inline std::string to_json(const Record& r, int indent = 2) {
   for (const auto& [k, v] : r.fields()) {
     o += first ? "\n" : ",\n";
     first = false;
-    o += pad + report_detail::json_string(k) + ": " + report_detail::json_value(v);
+    o += pad + detail::json_string(k) + ": " + detail::json_value(v);
   }
   return o + (r.size() ? "\n}" : "}");
 }
@@ -169,7 +169,7 @@ inline std::string csv_row(const Record& r, const std::vector<std::string>& cols
   std::string o;
   for (std::size_t i = 0; i < cols.size(); ++i) {
     if (i) o += ',';
-    if (r.has(cols[i])) o += report_detail::csv_value(r.at(cols[i]));
+    if (r.has(cols[i])) o += detail::csv_value(r.at(cols[i]));
   }
   return o + "\n";
 }
@@ -178,7 +178,7 @@ inline std::string csv_header(const std::vector<std::string>& cols) {
   std::string o;
   for (std::size_t i = 0; i < cols.size(); ++i) {
     if (i) o += ',';
-    o += report_detail::csv_field(cols[i]);
+    o += detail::csv_field(cols[i]);
   }
   return o + "\n";
 }
@@ -190,11 +190,11 @@ inline std::string to_csv(const std::vector<Record>& rs) {
   return o;
 }
 
-inline void write_json(const std::string& path, const Record& r) { report_detail::write_text(path, to_json(r) + "\n"); }
+inline void write_json(const std::string& path, const Record& r) { detail::write_text(path, to_json(r) + "\n"); }
 inline void write_json(const std::string& path, const std::vector<Record>& rs) {
-  report_detail::write_text(path, to_json(rs) + "\n");
+  detail::write_text(path, to_json(rs) + "\n");
 }
-inline void write_csv(const std::string& path, const std::vector<Record>& rs) { report_detail::write_text(path, to_csv(rs)); }
+inline void write_csv(const std::string& path, const std::vector<Record>& rs) { detail::write_text(path, to_csv(rs)); }
 
 /// Appends one row; a new or empty file gets the header first. The record's keys must match the header.
 inline void append_csv(const std::string& path, const Record& r) {
@@ -207,12 +207,12 @@ inline void append_csv(const std::string& path, const Record& r) {
     if (in.good()) std::getline(in, existing);
   }
   if (existing.empty()) {
-    report_detail::write_text(path, header + csv_row(r, cols));
+    detail::write_text(path, header + csv_row(r, cols));
     return;
   }
   DISTILL_CHECK(existing + "\n" == header, "append_csv: '", path, "' has the header '", existing,
                 "', but the record's fields are '", header.substr(0, header.size() - 1), "'");
-  report_detail::write_text(path, csv_row(r, cols), true);
+  detail::write_text(path, csv_row(r, cols), true);
 }
 
 }  // namespace distill::io

@@ -31,7 +31,7 @@ struct SvgOptions {
   bool log_y = false;
 };
 
-namespace svg_detail {
+namespace detail {
 inline std::string esc(const std::string& s) {
   std::string o;
   for (char c : s) {
@@ -113,11 +113,11 @@ void axes(std::string& s, const Frame& f, int height, const std::string& xlabel,
   s += "<text x=\"16\" y=\"" + num("%.1f", (f.T + f.B) / 2) + "\" text-anchor=\"middle\" transform=\"rotate(-90 16 " +
        num("%.1f", (f.T + f.B) / 2) + ")\">" + esc(ylabel) + "</text>\n";
 }
-}  // namespace svg_detail
+}  // namespace detail
 
 inline std::string loss_curve_svg(const std::vector<CurveSeries>& series, const SvgOptions& o = {}) {
-  using svg_detail::esc;
-  using svg_detail::num;
+  using detail::esc;
+  using detail::num;
   DISTILL_CHECK(o.width >= 200 && o.height >= 150, "loss_curve_svg: the plot must be at least 200x150, got ",
                 o.width, "x", o.height);
   auto ok = [&](double v) { return std::isfinite(v) && (!o.log_y || v > 0); };
@@ -139,13 +139,13 @@ inline std::string loss_curve_svg(const std::vector<CurveSeries>& series, const 
   const double pad_y = (y1 - y0) * 0.05;
   y0 -= pad_y, y1 += pad_y;
 
-  const svg_detail::Frame f{70, o.width - 20.0, 40, o.height - 50.0, x0, x1, y0, y1};
+  const detail::Frame f{70, o.width - 20.0, 40, o.height - 50.0, x0, x1, y0, y1};
   const double R = f.R, T = f.T;
   auto px = [&](double x) { return f.px(x); };
   auto py = [&](double y) { return f.py(y); };
 
-  std::string s = svg_detail::header(o.width, o.height, o.title, 15, (f.L + f.R) / 2);
-  svg_detail::axes(s, f, o.height, o.xlabel, o.ylabel + (o.log_y ? " (log scale)" : ""), "#dddddd", false,
+  std::string s = detail::header(o.width, o.height, o.title, 15, (f.L + f.R) / 2);
+  detail::axes(s, f, o.height, o.xlabel, o.ylabel + (o.log_y ? " (log scale)" : ""), "#dddddd", false,
                    [&](double t) { return o.log_y ? num("%g", std::pow(10.0, t)) : num("%g", t); });
   // curves
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
@@ -180,7 +180,7 @@ inline std::string loss_curve_svg(const std::vector<CurveSeries>& series, const 
   return s;
 }
 
-namespace svg_detail {
+namespace detail {
 /// Writes `text` to `path` (truncating); errors name the caller `what`.
 inline void write_file(const std::string& path, const std::string& text, const char* what) {
   std::ofstream out(path, std::ios::trunc);
@@ -188,10 +188,10 @@ inline void write_file(const std::string& path, const std::string& text, const c
   out << text;
   DISTILL_CHECK(out.good(), what, ": error while writing '", path, "'");
 }
-}  // namespace svg_detail
+}  // namespace detail
 
 inline void write_loss_svg(const std::string& path, const std::vector<CurveSeries>& series, const SvgOptions& o = {}) {
-  svg_detail::write_file(path, loss_curve_svg(series, o), "write_loss_svg");
+  detail::write_file(path, loss_curve_svg(series, o), "write_loss_svg");
 }
 
 /// One curve of per-epoch losses.

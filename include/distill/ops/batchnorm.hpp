@@ -14,7 +14,7 @@
 // variances are all-gathered and merged in rank order, Chan's parallel formula, so every rank gets the same numbers),
 // and the backward all-reduces sum(dy) and sum(dy * xhat) for dx; dgamma / dbeta stay this rank's sums (the gradient
 // average over ranks completes them), as torch.nn.SyncBatchNorm. Cpu device only for now.
-// Each device has its batch_norm_on overload: cpu/norm.hpp, or kernels/batchnorm.cuh (the same semantics).
+// Each device has its batch_norm_on overload: cpu/batchnorm.hpp, or kernels/batchnorm.cuh (the same semantics).
 #pragma once
 
 #include <algorithm>
@@ -115,7 +115,7 @@ inline index_t merge_rank_statistics(Communicator& comm, index_t n, std::vector<
   }
   return static_cast<index_t>(na);
 }
-/// The Cpu device: cpu/norm.hpp (statistics in double; synchronized statistics over ranks when `sync`).
+/// The Cpu device: cpu/batchnorm.hpp (statistics in double; synchronized statistics over ranks when `sync`).
 /// Shapes were checked by batch_norm; N = B * L (this rank's count).
 template <class T, std::size_t R>
 Var<T, R, Cpu> batch_norm_on(const Var<T, R, Cpu>& x, const Var<T, 1, Cpu>& gamma, const Var<T, 1, Cpu>& beta,

@@ -31,7 +31,7 @@ struct AdamWOptions {
   bool amsgrad = false;
 };
 
-namespace adam_detail {
+namespace detail {
 inline std::vector<std::string> buffer_names(bool amsgrad) {
   std::vector<std::string> n{"exp_avg", "exp_avg_sq"};
   if (amsgrad) n.emplace_back("max_exp_avg_sq");
@@ -45,7 +45,7 @@ void check_options(const char* who, const Options& o) {
   DISTILL_CHECK(o.beta2 >= 0 && o.beta2 < 1, who, ": beta2 must be in [0, 1), got ", o.beta2);
   DISTILL_CHECK(o.weight_decay >= 0, who, ": weight_decay must be >= 0, got ", o.weight_decay);
 }
-}  // namespace adam_detail
+}  // namespace detail
 
 /// Adam, or AdamW when Decoupled is true (see the aliases below).
 template <class T, class D, bool Decoupled>
@@ -56,8 +56,8 @@ public:
   using options_type = std::conditional_t<Decoupled, AdamWOptions, AdamOptions>;
 
   explicit AdamBase(ParamList<T, D> params, options_type opt = {})
-      : Base(std::move(params), opt.lr, adam_detail::buffer_names(opt.amsgrad)), opt_(opt) {
-    adam_detail::check_options(Decoupled ? "AdamW" : "Adam", opt);
+      : Base(std::move(params), opt.lr, detail::buffer_names(opt.amsgrad)), opt_(opt) {
+    detail::check_options(Decoupled ? "AdamW" : "Adam", opt);
   }
 
   const char* name() const noexcept override { return Decoupled ? "AdamW" : "Adam"; }

@@ -46,7 +46,7 @@ struct TrainPosition {
   std::int64_t step = 0;   // 0-based step within the epoch
 };
 
-namespace divergence_detail {
+namespace detail {
 [[noreturn]] inline void fail(const TrainPosition& at, const std::string& what) {
   throw DivergenceError("training diverged at epoch " + std::to_string(at.epoch + 1) + ", step " +
                         std::to_string(at.step + 1) + ": " + what +
@@ -91,23 +91,23 @@ void check_all(const ParamList<T, Cuda>& ps, const TrainPosition& at, const char
     scan(h.data(), ps, i, at, what);
   }
 }
-}  // namespace divergence_detail
+}  // namespace detail
 
 /// Throws DivergenceError naming `term` (e.g. "L_DC") when `value` is NaN or infinite.
 inline void require_finite(double value, std::string_view term, const TrainPosition& at) {
-  if (!std::isfinite(value)) divergence_detail::fail(at, "loss term " + std::string(term) + " is " + divergence_detail::value_str(value));
+  if (!std::isfinite(value)) detail::fail(at, "loss term " + std::string(term) + " is " + detail::value_str(value));
 }
 
 /// Every gradient of `ps` (after backward, before the update) must be finite.
 template <class T, class D>
 void require_finite_gradients(const ParamList<T, D>& ps, const TrainPosition& at) {
-  divergence_detail::check_all(ps, at, "the gradient", [](const ParamRef<T, D>& p) { return p.grad(); });
+  detail::check_all(ps, at, "the gradient", [](const ParamRef<T, D>& p) { return p.grad(); });
 }
 
 /// Every value of `ps` (after the update) must be finite.
 template <class T, class D>
 void require_finite_values(const ParamList<T, D>& ps, const TrainPosition& at) {
-  divergence_detail::check_all(ps, at, "the value", [](const ParamRef<T, D>& p) -> const T* { return p.data(); });
+  detail::check_all(ps, at, "the value", [](const ParamRef<T, D>& p) -> const T* { return p.data(); });
 }
 
 /// One optimizer step with every check of the protocol above: the loss value must be finite (named "total"),

@@ -29,7 +29,7 @@ namespace distill::optim {
 
 enum class BufferMode { Copy, Ema, Keep };
 
-namespace ema_detail {
+namespace detail {
 struct Slot {
   std::string name;
   std::vector<index_t> shape;
@@ -135,30 +135,30 @@ template <class X>
 struct value_type_of {
   using type = typename X::value_type;
 };
-}  // namespace ema_detail
+}  // namespace detail
 
 /// theta_target = m * theta_target + (1 - m) * theta_source for every parameter; buffers per `buffers`.
 /// `threads` OpenMP threads (the update is memory-bound; 1 is right for small encoders).
 template <class Target, class Source>
 void ema_update(Target& target, const Source& source, double momentum, BufferMode buffers = BufferMode::Copy,
                 int threads = 1) {
-  using T = typename ema_detail::value_type_of<std::remove_cv_t<Target>>::type;
+  using T = typename detail::value_type_of<std::remove_cv_t<Target>>::type;
   using D = typename std::remove_cv_t<Target>::device_type;
   static_assert(std::is_same_v<D, typename std::remove_cv_t<Source>::device_type>,
                 "ema_update: target and source must live on the same device.");
   DISTILL_CHECK(momentum >= 0 && momentum <= 1, "ema_update: momentum must be in [0, 1], got ", momentum);
   DISTILL_CHECK(threads >= 1, "ema_update: thread count must be >= 1, got ", threads);
-  const auto tp = ema_detail::param_slots<T, D>(target);
-  const auto sp = ema_detail::param_slots<T, D>(source);
-  ema_detail::pair_check<T>("parameter", tp, sp);
-  std::vector<ema_detail::Slot> tb, sb;
+  const auto tp = detail::param_slots<T, D>(target);
+  const auto sp = detail::param_slots<T, D>(source);
+  detail::pair_check<T>("parameter", tp, sp);
+  std::vector<detail::Slot> tb, sb;
   if (buffers != BufferMode::Keep) {
-    tb = ema_detail::buffer_slots<T>(target);
-    sb = ema_detail::buffer_slots<T>(source);
-    ema_detail::pair_check<T>("buffer", tb, sb);
+    tb = detail::buffer_slots<T>(target);
+    sb = detail::buffer_slots<T>(source);
+    detail::pair_check<T>("buffer", tb, sb);
   }
   const double buffer_momentum = buffers == BufferMode::Ema ? momentum : 0.0;
-  ema_detail::apply<T>(ema_detail::context_of<T, D>(target), ema_detail::context_of<T, D>(source), threads, tp, sp,
+  detail::apply<T>(detail::context_of<T, D>(target), detail::context_of<T, D>(source), threads, tp, sp,
                        tb, sb, momentum, buffer_momentum);
 }
 

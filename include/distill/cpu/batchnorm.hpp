@@ -1,7 +1,7 @@
-// distill/cpu/norm.hpp -- CPU kernels for batch normalisation and row-wise L2 normalisation.
+// distill/cpu/batchnorm.hpp -- CPU kernels of batch normalisation (statistics, affine map, backward sums).
 //
-// Raw kernels on contiguous row-major pointers; the autograd wrappers are in ops/batchnorm.hpp and
-// ops/normalize.hpp. Layout for batch norm: x is [B, C, L] (L = 1 for [B, C] inputs), channel c of sample b is
+// Raw kernels on contiguous row-major pointers; the autograd op is in ops/batchnorm.hpp (its Cuda kernels in
+// kernels/batchnorm.cuh). Layout: x is [B, C, L] (L = 1 for [B, C] inputs), channel c of sample b is
 // the contiguous row x + (b*C + c)*L.
 //
 // Determinism: every reduction is done per row (one thread) and rows are combined in a fixed order, so results
@@ -17,14 +17,14 @@
 
 namespace distill::cpu {
 
-namespace norm_detail {
+namespace detail {
 /// Contiguous [c0, c1) range of `n` items for part `t` of `parts`.
 inline void split_range(index_t n, int parts, int t, index_t& c0, index_t& c1) {
   const index_t per = (n + parts - 1) / parts;
   c0 = std::min<index_t>(n, t * per);
   c1 = std::min<index_t>(n, c0 + per);
 }
-}  // namespace norm_detail
+}  // namespace detail
 
 /// Per-channel mean and biased variance over the B*L values of each channel of x [B, C, L].
 /// `mean` and `var` have C entries. Two-level: exact per-row mean and M2 (second pass over the row while it
@@ -38,7 +38,7 @@ void batch_norm_stats(int threads, const T* x, index_t B, index_t C, index_t L, 
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int t = 0; t < nt; ++t) {
       index_t c0, c1;
-      norm_detail::split_range(C, nt, t, c0, c1);
+      detail::split_range(C, nt, t, c0, c1);
       for (index_t c = c0; c < c1; ++c) {
         mean[c] = 0;
         var[c] = 0;
@@ -129,7 +129,7 @@ void batch_norm_grad_sums(int threads, const T* x, const T* dy, index_t B, index
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int t = 0; t < nt; ++t) {
       index_t c0, c1;
-      norm_detail::split_range(C, nt, t, c0, c1);
+      detail::split_range(C, nt, t, c0, c1);
       for (index_t c = c0; c < c1; ++c) {
         sum_dy[c] = 0;
         if (x) sum_dy_xmu[c] = 0;
@@ -215,49 +215,6 @@ void batch_norm_input_grad(int threads, const T* x, const T* dy, T* dx, index_t 
     } else {
 #pragma omp simd
       for (index_t l = 0; l < L; ++l) dr[l] += a * gr[l];
-    }
-  }
-}
-
-/// Row-wise y = x / max(||x||, eps) for x [B, D]; norms[b] = ||x_b|| (before clamping).
-template <class T>
-void l2_normalize_rows(int threads, const T* x, T* y, T* norms, index_t B, index_t D, double eps) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (index_t b = 0; b < B; ++b) {
-    const T* xr = x + b * D;
-    T* yr = y + b * D;
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (index_t d = 0; d < D; ++d) s += double(xr[d]) * double(xr[d]);
-    const double n = std::sqrt(s);
-    norms[b] = static_cast<T>(n);
-    const T inv = static_cast<T>(1.0 / std::max(n, eps));
-#pragma omp simd
-    for (index_t d = 0; d < D; ++d) yr[d] = xr[d] * inv;
-  }
-}
-
-/// Backward of l2_normalize_rows: dx += (dy - y * <y, dy>) / n where n = ||x|| > eps, else dx += dy / eps.
-template <class T>
-void l2_normalize_rows_backward(int threads, const T* y, const T* norms, const T* dy, T* dx, index_t B, index_t D,
-                                double eps) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (index_t b = 0; b < B; ++b) {
-    const T* yr = y + b * D;
-    const T* gr = dy + b * D;
-    T* dr = dx + b * D;
-    const double n = double(norms[b]);
-    if (n > eps) {
-      double s = 0;
-#pragma omp simd reduction(+ : s)
-      for (index_t d = 0; d < D; ++d) s += double(yr[d]) * double(gr[d]);
-      const T dot = static_cast<T>(s), inv = static_cast<T>(1.0 / n);
-#pragma omp simd
-      for (index_t d = 0; d < D; ++d) dr[d] += (gr[d] - yr[d] * dot) * inv;
-    } else {
-      const T inv = static_cast<T>(1.0 / eps);
-#pragma omp simd
-      for (index_t d = 0; d < D; ++d) dr[d] += gr[d] * inv;
     }
   }
 }

@@ -1,4 +1,4 @@
-// kernels/pooling.cuh -- global average pooling over time: [B, C, L] -> [B, C], forward and backward.
+// kernels/pool.cuh -- global average pooling over time: [B, C, L] -> [B, C], forward and backward.
 #pragma once
 
 #include "elementwise.cuh"

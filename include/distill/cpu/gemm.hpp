@@ -1,4 +1,5 @@
-// distill/cpu/eigen.hpp -- Eigen maps over distill storage and the CPU GEMM every CPU op uses.
+// distill/cpu/gemm.hpp -- the CPU GEMM of linear / matmul (Eigen inside our OpenMP panels) and the Eigen maps over
+// distill storage.
 //
 // Only host-compiled code includes this header (never nvcc-compiled code). Threads: distill's ops own them.
 // gemm() splits the output into column panels, one per thread of the context, and calls Eigen inside the
