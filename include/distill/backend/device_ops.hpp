@@ -13,16 +13,30 @@
 
 namespace distill {
 
-/// The context of a module's first Cuda parameter (its device tensors travel through it: copies of buffers,
-/// checkpoint uploads), or null: a Cpu module, or one without parameters.
-template <class M>
-Context<Cuda>* cuda_context_of(M& m) {
-  Context<Cuda>* ctx = nullptr;
+/// &p.ctx() when the parameter p (a Var or an optim::ParamRef) lives on device D, else null.
+template <class D, class P>
+Context<D>* context_on(P& p) {
+  if constexpr (std::is_same_v<typename std::remove_cvref_t<P>::device_type, D>)
+    return &p.ctx();
+  else
+    return nullptr;
+}
+
+/// The context of a module's first parameter on device D, or null: a module without parameters on D. Device
+/// tensors travel through it (copies of buffers, checkpoint uploads); a Cpu module's is never needed
+/// (DeviceOps<Cpu>::host_memory), so null is fine there.
+template <class D, class M>
+Context<D>* context_of(M& m) {
+  Context<D>* ctx = nullptr;
   m.for_each_parameter([&](std::string_view, auto& v) {
-    if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(v)>::device_type, Cuda>)
-      if (!ctx) ctx = &v.ctx();
+    if (!ctx) ctx = context_on<D>(v);
   });
   return ctx;
+}
+/// context_of<Cuda>(m), the name code written before context_of knows.
+template <class M>
+Context<Cuda>* cuda_context_of(M& m) {
+  return context_of<Cuda>(m);
 }
 
 }  // namespace distill
