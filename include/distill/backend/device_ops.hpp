@@ -1,7 +1,9 @@
 // distill/backend/device_ops.hpp -- DeviceOps<D> for every device: DeviceOps<Cpu> (cpu/device_ops.hpp) and
 // DeviceOps<Cuda> (cuda/device_ops.hpp: plain C++ that only declares the CUDA entry points; a translation unit links
 // the CUDA library only if it instantiates something for the Cuda device). Device-generic code (autograd, ops,
-// optimizers, data staging, data-parallel training) includes this header.
+// optimizers, data staging, data-parallel training, modules, checkpoints) includes this header. It is also the one
+// place that selects by device type: context_on<D> / context_of<D> find the context a device's tensors are copied
+// through.
 #pragma once
 
 #include "distill/core/device_ops.hpp"
@@ -32,11 +34,6 @@ Context<D>* context_of(M& m) {
     if (!ctx) ctx = context_on<D>(v);
   });
   return ctx;
-}
-/// context_of<Cuda>(m), the name code written before context_of knows.
-template <class M>
-Context<Cuda>* cuda_context_of(M& m) {
-  return context_of<Cuda>(m);
 }
 
 }  // namespace distill
