@@ -82,3 +82,25 @@ TEST_CASE("MCL x2: training steps on the emulated Cuda device equal the Cpu devi
     CHECK(worst < 1e-10);
   }
 }
+
+TEST_CASE("L-MCL on the emulated Cuda device is refused by name; its column ops refuse it too", "[mcl][cuda]") {
+  Context<Cuda>& gctx = gpu();
+  models::MclConfig cfg;
+  cfg.layerwise = true;
+  models::Cohort<double, Cuda> gc(cfg);
+  for (int m = 0; m < 2; ++m) gc.add_network<4>(gctx, 3);
+  const std::vector<int> y{0, 1, 0, 1, 2, 0, 1, 0};
+  const auto host = device_compare::host_random<double>(Shape<3>{kB, 1, kL}, 7, -2, 2);
+  Var<double, 3, Cuda> x(gctx, nn::detail::make_buffer(gctx, host.clone()), false);
+  REQUIRE_THROWS_WITH(gc.loss(x, y),
+                      Catch::Contains("Cohort: L-MCL runs on the Cpu device only (ops/columns.hpp); MCL runs on both"));
+  const auto out = gc.forward(x, false);
+  REQUIRE(out.front().exits.size() == 3);
+  REQUIRE_THROWS_WITH(gc[0].aggregate(out.front()),
+                      Catch::Contains("L-MCL's aggregator runs on the Cpu device only (ops/columns.hpp)"));
+  STATIC_REQUIRE(has_column_ops<Cpu>);
+  STATIC_REQUIRE_FALSE(has_column_ops<Cuda>);
+  const auto& f = out.front().exits[0].feature;
+  REQUIRE_THROWS_WITH(concat1(f, f), Catch::Contains("concat1: the Cuda device has no kernel for it yet"));
+  REQUIRE_THROWS_WITH(sigmoid_cosine(f, f), Catch::Contains("sigmoid_cosine: the Cuda device has no kernel"));
+}

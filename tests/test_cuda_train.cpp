@@ -430,6 +430,57 @@ TEST_CASE("Cuda EMA, copy_from and checkpoints (modules and optimizer state thro
   CHECK(moments_nonzero);
 }
 
+namespace {
+/// A module with a buffer and no parameter: on the Cuda device nothing gives it a context to copy the buffer with;
+/// on the Cpu device it needs none.
+template <class D>
+struct BufferOnly : nn::Module<BufferOnly<D>> {
+  using value_type = float;
+  using device_type = D;
+  template <class Self, class F>
+  static void visit_parameters(Self&, F&&) {}
+  template <class Self, class F>
+  static void visit_buffers(Self& self, F&& f) {
+    f("stat", self.stat);
+  }
+  Tensor<float, 1, D> stat;
+};
+}  // namespace
+
+TEST_CASE("buffers without a parameter: refused by name on the Cuda device (checkpoints, copy_from), fine on Cpu",
+          "[cuda][train][nn][io]") {
+  Context<Cpu> cctx{1, 5};
+  Context<Cuda> gctx{1, 5};
+  const auto h1 = device_compare::host_random<float>(Shape<1>{3}, 1);
+  const auto h2 = device_compare::host_random<float>(Shape<1>{3}, 2);
+  auto equal = [](const Tensor<float, 1, Cpu>& a, const Tensor<float, 1, Cpu>& b) {
+    return a.numel() == b.numel() && std::equal(a.begin(), a.end(), b.begin());
+  };
+  BufferOnly<Cuda> ga, gb;
+  ga.stat = to_device(gctx, h1);
+  gb.stat = to_device(gctx, h2);
+  io::Checkpoint ck;
+  REQUIRE_THROWS_WITH(ck.put_module(ga, "m"), Catch::Contains("checkpoint: Cuda tensor 'm.stat' has no context to "
+                                                              "copy it with (a module or optimizer without Cuda "
+                                                              "parameters)"));
+  ck.put(gctx, "m.stat", ga.stat);
+  REQUIRE_THROWS_WITH(ck.load_module(gb, "m"), Catch::Contains("checkpoint: Cuda tensor 'm.stat' has no context"));
+  REQUIRE_THROWS_WITH(gb.copy_from(ga), Catch::Contains("copy_from: a module with Cuda buffers but no Cuda parameter "
+                                                        "has no context to copy them with"));
+  CHECK(equal(to_host(gctx, gb.stat), h2));
+
+  BufferOnly<Cpu> ca, cb;
+  ca.stat = h1.clone();
+  cb.stat = h2.clone();
+  io::Checkpoint hk;
+  hk.put_module(ca, "m");
+  hk.load_module(cb, "m");
+  CHECK(equal(cb.stat, h1));
+  cb.stat = h2.clone();
+  cb.copy_from(ca);
+  CHECK(equal(cb.stat, h1));
+}
+
 // ---- the pieces a training loop on the Cuda device uses (examples' --device cuda, docs/cuda.md) ---------------
 
 TEST_CASE("item(): a scalar Var's value on the host, on both devices", "[cuda][train]") {

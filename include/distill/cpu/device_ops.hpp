@@ -11,6 +11,13 @@ namespace distill {
 
 template <>
 struct DeviceOps<Cpu> {
+  /// Tensors of this device live in host memory: host code reads and writes them, and copies need no context.
+  static constexpr bool host_memory = true;
+
+  template <class T, std::size_t R>
+  static Tensor<T, R, Cpu> from_host(Context<Cpu>&, Tensor<T, R, Cpu> host) {
+    return host;
+  }
   template <class T, std::size_t R>
   static Tensor<T, R, Cpu> zeros(Context<Cpu>& ctx, const Shape<R>& s) {
     return ctx.zeros<T, R>(s);
@@ -41,6 +48,17 @@ struct DeviceOps<Cpu> {
   static void scale(Context<Cpu>&, T* x, T a, index_t n) {
     for (index_t i = 0; i < n; ++i) x[i] *= a;
   }
+  /// Byte copies between whole buffers (the context may be null: host memory needs none). copy_bytes may overlap.
+  static void write_bytes(Context<Cpu>*, void* dst, const void* host_src, std::size_t bytes) {
+    if (bytes) std::memcpy(dst, host_src, bytes);
+  }
+  static void read_bytes(Context<Cpu>*, void* host_dst, const void* src, std::size_t bytes) {
+    if (bytes) std::memcpy(host_dst, src, bytes);
+  }
+  static void copy_bytes(Context<Cpu>*, void* dst, const void* src, std::size_t bytes) {
+    if (bytes) std::memmove(dst, src, bytes);
+  }
+  static void synchronize(Context<Cpu>*) {}
 };
 
 /// Device-generic code can move tensors with to_device / to_host whatever its device: on the Cpu device both are
@@ -52,6 +70,12 @@ Tensor<T, R, Cpu> to_device(Context<Cpu>&, const Tensor<T, R, Cpu>& host) {
 template <class T, std::size_t R>
 Tensor<T, R, Cpu> to_host(Context<Cpu>&, const Tensor<T, R, Cpu>& t) {
   return t.clone();
+}
+/// Copies host values into an existing tensor of the same shape (the Cuda version uploads them).
+template <class T, std::size_t R>
+void copy_to_device(Context<Cpu>&, Tensor<T, R, Cpu>& dst, const Tensor<T, R, Cpu>& src) {
+  check_same_shape(dst.shape(), src.shape(), "copy_to_device");
+  if (src.numel()) std::memcpy(dst.data(), src.data(), sizeof(T) * static_cast<std::size_t>(src.numel()));
 }
 
 }  // namespace distill

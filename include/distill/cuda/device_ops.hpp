@@ -39,6 +39,13 @@ void copy_to_device(Context<Cuda>& ctx, Tensor<T, R, Cuda>& dst, const Tensor<T,
 
 template <>
 struct DeviceOps<Cuda> {
+  /// Tensors of this device live in device memory: host code reaches them only through copies on a context.
+  static constexpr bool host_memory = false;
+
+  template <class T, std::size_t R>
+  static Tensor<T, R, Cuda> from_host(Context<Cuda>& ctx, Tensor<T, R, Cpu> host) {
+    return to_device(ctx, host);
+  }
   template <class T, std::size_t R>
   static Tensor<T, R, Cuda> zeros(Context<Cuda>& ctx, const Shape<R>& s) {
     return ctx.zeros<T, R>(s);
@@ -69,6 +76,19 @@ struct DeviceOps<Cuda> {
     static_assert(cuda::Real<T>, "DeviceOps<Cuda>::scale supports float and double.");
     if (n) cuda::scale<T>(ctx, x, x, a, n);
   }
+  /// Byte copies between whole buffers on ctx's stream (ctx must not be null). read_bytes waits for the stream;
+  /// write_bytes may reuse host_src at once (pageable memory).
+  static void write_bytes(Context<Cuda>* ctx, void* dst, const void* host_src, std::size_t bytes) {
+    if (bytes) cuda::copy_to_device(*ctx, dst, host_src, bytes);
+  }
+  static void read_bytes(Context<Cuda>* ctx, void* host_dst, const void* src, std::size_t bytes) {
+    if (bytes) cuda::copy_to_host(*ctx, host_dst, src, bytes);
+  }
+  static void copy_bytes(Context<Cuda>* ctx, void* dst, const void* src, std::size_t bytes) {
+    if (bytes) cuda::copy_on_device(*ctx, dst, src, bytes);
+  }
+  /// Waits for everything enqueued on ctx's stream.
+  static void synchronize(Context<Cuda>* ctx) { cuda::synchronize(*ctx); }
 };
 
 }  // namespace distill

@@ -273,7 +273,7 @@ public:
     check_config(ck);
     for (const auto& e : ck.entries()) {
       bool known = e.name == "config";
-      for (const auto& p : parts_) known = known || e.name == p.name || ckpt_detail::under_prefix(e.name, p.name);
+      for (const auto& p : parts_) known = known || e.name == p.name || format::under_prefix(e.name, p.name);
       DISTILL_CHECK(known, "cannot resume: the training state '", ck.path().string(), "' holds a tensor '", e.name,
                     "' that this run does not have (was it written by another program or version?)");
     }

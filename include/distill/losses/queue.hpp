@@ -7,7 +7,7 @@
 #include "distill/core/error.hpp"
 #include "distill/core/rng.hpp"
 #include "distill/core/tensor.hpp"
-#include "distill/cuda/device_ops.hpp"
+#include "distill/backend/device_ops.hpp"
 
 namespace distill::losses {
 
@@ -15,7 +15,8 @@ namespace distill::losses {
 /// normalised keys; already normalised keys are unchanged up to rounding) and writes it over the oldest slot
 /// once the queue is full. contents() is a view of the filled slots in storage order: the order does not
 /// matter to a loss (a softmax over a set), and no copy is made. ordered() copies them oldest first.
-/// Queue<T, Cuda> keeps its rows in device memory (constructed from a Context<Cuda>, which it uses for enqueue()).
+/// Queue<T, Cuda> keeps its rows in device memory (constructed from a Context<Cuda>, which it uses for enqueue());
+/// a Cpu queue is built with or without its context (the device-generic constructors take one on every device).
 template <class T, class D = Cpu>
 class Queue {
   static_assert(std::is_floating_point_v<T>, "losses::Queue<T>: T must be float or double.");
@@ -34,28 +35,21 @@ public:
     requires std::is_same_v<D, Cpu>
   {
     Queue q(capacity, dim);
-    Tensor<T, 2, D> keys(Shape<2>{capacity, dim});
-    for (auto& v : keys) v = static_cast<T>(rng.normal());
-    q.enqueue(keys);
+    q.enqueue(normal_rows(capacity, dim, rng));
     return q;
   }
 
-  /// An empty device queue (size() == 0) for keys of length `dim`; `ctx` must outlive it.
-  Queue(Context<Cuda>& ctx, index_t capacity, index_t dim)
-    requires std::is_same_v<D, Cuda>
-      : ctx_(&ctx) {
+  /// An empty queue of device D (size() == 0) for keys of length `dim`; `ctx` must outlive it (a device queue
+  /// enqueues and copies on it).
+  Queue(Context<D>& ctx, index_t capacity, index_t dim) : ctx_(&ctx) {
     DISTILL_CHECK(capacity >= 1 && dim >= 1, "Queue: capacity and dim must be >= 1, got capacity ", capacity,
                   " and dim ", dim);
-    buf_ = ctx.zeros<T, 2>(Shape<2>{capacity, dim});
+    buf_ = DeviceOps<D>::template zeros<T, 2>(ctx, Shape<2>{capacity, dim});
   }
-  /// A full device queue of random unit keys, the same draws as the Cpu queue's random().
-  static Queue random(Context<Cuda>& ctx, index_t capacity, index_t dim, CounterRng& rng)
-    requires std::is_same_v<D, Cuda>
-  {
+  /// A full queue of device D of random unit keys, the same draws on every device (drawn on the host).
+  static Queue random(Context<D>& ctx, index_t capacity, index_t dim, CounterRng& rng) {
     Queue q(ctx, capacity, dim);
-    Tensor<T, 2, Cpu> keys(Shape<2>{capacity, dim});
-    for (auto& v : keys) v = static_cast<T>(rng.normal());
-    q.enqueue(to_device(ctx, keys));
+    q.enqueue(DeviceOps<D>::from_host(ctx, normal_rows(capacity, dim, rng)));
     return q;
   }
 
@@ -95,7 +89,7 @@ public:
     DISTILL_CHECK(keys.extent(1) == dim(), "Queue::enqueue: keys of shape ", to_string(keys.shape()),
                   " for a queue of dim ", dim(), " (expected [B, ", dim(), "])");
     const index_t B = keys.extent(0), d = dim(), first = std::max<index_t>(0, B - capacity());
-    auto norms = ctx_->empty<T, 1>(Shape<1>{std::max<index_t>(B - first, 1)});
+    auto norms = ctx_->template empty<T, 1>(Shape<1>{std::max<index_t>(B - first, 1)});
     for (index_t r = first; r < B;) {  // at most two contiguous runs: up to the end of the ring, then from slot 0
       const index_t run = std::min(B - r, capacity() - head_);
       cuda::l2_normalize_rows<T>(*ctx_, keys.data() + r * d, buf_.data() + head_ * d, norms.data(), run, d, 1e-12);
@@ -131,7 +125,7 @@ public:
   Tensor<T, 2, D> ordered() const
     requires std::is_same_v<D, Cuda>
   {
-    auto out = ctx_->empty<T, 2>(Shape<2>{size_, dim()});
+    auto out = ctx_->template empty<T, 2>(Shape<2>{size_, dim()});
     const index_t start = full() ? head_ : 0, tail = size_ - (capacity() - start) > 0 ? size_ - (capacity() - start) : 0;
     const std::size_t row = sizeof(T) * static_cast<std::size_t>(dim());
     cuda::copy_on_device(*ctx_, out.data(), buf_.data() + start * dim(), row * static_cast<std::size_t>(size_ - tail));
@@ -149,8 +143,15 @@ public:
   }
 
 private:
+  /// [capacity, dim] N(0, 1) draws on the host (random() normalises them as it enqueues them).
+  static Tensor<T, 2, Cpu> normal_rows(index_t capacity, index_t dim, CounterRng& rng) {
+    Tensor<T, 2, Cpu> keys(Shape<2>{capacity, dim});
+    for (auto& v : keys) v = static_cast<T>(rng.normal());
+    return keys;
+  }
+
   Tensor<T, 2, D> buf_;
-  Context<Cuda>* ctx_ = nullptr;  // device queues only
+  Context<D>* ctx_ = nullptr;  // null for a Cpu queue built without a context
   index_t size_ = 0;
   index_t head_ = 0;
 };

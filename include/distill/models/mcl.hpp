@@ -187,13 +187,10 @@ public:
   Var<T, 2, D> aggregate(const NetOutput<T, D>& out) override {
     DISTILL_CHECK(num_exits() == 3 && out.exits.size() == 3, type_name().c_str(),
                   ": aggregate() needs the three exits of L-MCL (build the cohort with layerwise = true)");
-    if constexpr (std::is_same_v<D, Cuda>) {
-      DISTILL_FAIL("L-MCL's aggregator runs on the Cpu device only (ops/columns.hpp)");
-    } else {
-      const auto& e = out.exits;
-      auto att = softmax(agg2_->forward(relu(agg1_->forward(concat1(e[0].feature, e[1].feature, e[2].feature)))));
-      return mix_columns(att, e[0].logits, e[1].logits, e[2].logits);
-    }
+    DISTILL_CHECK(has_column_ops<D>, "L-MCL's aggregator runs on the Cpu device only (ops/columns.hpp)");
+    const auto& e = out.exits;
+    auto att = softmax(agg2_->forward(relu(agg1_->forward(concat1(e[0].feature, e[1].feature, e[2].feature)))));
+    return mix_columns(att, e[0].logits, e[1].logits, e[2].logits);
   }
 
   Var<T, 2, D> weight_projection(int exit, const Var<T, 2, D>& feature) override {
@@ -379,12 +376,9 @@ public:
   CohortLoss<T, D> loss(const Var<T, 3, D>& x, std::span<const int> labels) {
     DISTILL_CHECK(index_t(labels.size()) == x.extent(0), "Cohort::loss: ", labels.size(), " labels for a batch of ",
                   x.extent(0));
-    if constexpr (std::is_same_v<D, Cuda>) {
-      DISTILL_CHECK(!cfg_.layerwise, "Cohort: L-MCL runs on the Cpu device only (ops/columns.hpp); MCL runs on both");
-      return mcl_loss(x, labels);
-    } else {
-      return cfg_.layerwise ? layerwise_loss(x, labels) : mcl_loss(x, labels);
-    }
+    DISTILL_CHECK(!cfg_.layerwise || has_column_ops<D>,
+                  "Cohort: L-MCL runs on the Cpu device only (ops/columns.hpp); MCL runs on both");
+    return cfg_.layerwise ? layerwise_loss(x, labels) : mcl_loss(x, labels);
   }
 
   /// Index of the exit pair (network i exit k, network j exit z), i < j, in CohortLoss::pair_weights.

@@ -112,16 +112,7 @@ private:
     std::size_t i = 0;
     m_.for_each_buffer([&](std::string_view, auto& t) {
       const auto& bytes = saved_[i++];
-      using Tn = std::remove_cvref_t<decltype(t)>;
-      if constexpr (std::is_same_v<typename Tn::device_type, Cuda>) {
-        using E = typename Tn::value_type;
-        Tensor<E, 1, Cpu> h(Shape<1>{t.numel()});
-        std::memcpy(h.data(), bytes.data(), bytes.size());
-        auto dev = to_device(*ctx_, h);
-        cuda::copy_on_device(*ctx_, t.data(), dev.data(), bytes.size());
-      } else if (!bytes.empty()) {
-        std::memcpy(t.data(), bytes.data(), bytes.size());
-      }
+      DeviceOps<D>::write_bytes(ctx_, t.data(), bytes.data(), bytes.size());
     });
   }
 

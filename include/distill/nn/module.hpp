@@ -265,10 +265,12 @@ inline std::string join(std::string_view prefix, std::string_view name) {
 }  // namespace detail
 
 namespace detail {
-inline Context<Cuda>& require_cuda_context(Context<Cuda>* ctx, const char* what) {
-  DISTILL_CHECK(ctx != nullptr, what, ": a module with Cuda buffers but no Cuda parameter has no context to copy "
-                "them with");
-  return *ctx;
+/// `ctx`, refused when null on a device whose memory host code cannot reach (the Cuda device).
+template <class D>
+Context<D>* require_context(Context<D>* ctx, const char* what) {
+  DISTILL_CHECK(ctx != nullptr || DeviceOps<D>::host_memory, what, ": a module with Cuda buffers but no Cuda "
+                "parameter has no context to copy them with");
+  return ctx;
 }
 }  // namespace detail
 
@@ -329,17 +331,14 @@ public:
       const std::size_t bytes = sizeof(*t.data()) * static_cast<std::size_t>(t.numel());
       DISTILL_CHECK(i < src.size() && src[i].second == bytes, "copy_from: '", name, "' of ",
                     type_name_of<Derived>().c_str(), " differs in size between the two modules");
-      if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(t)>::device_type, Cuda>) {
-        Context<Cuda>& dst_ctx = detail::require_cuda_context(cuda_context_of(derived()), "copy_from");
-        if (!synced) {  // the source's queued work (another context's stream) must finish first
-          Context<Cuda>* src_ctx = cuda_context_of(other);
-          if (src_ctx && src_ctx != &dst_ctx) src_ctx->synchronize();
-          synced = true;
-        }
-        cuda::copy_on_device(dst_ctx, t.data(), src[i].first, bytes);
-      } else if (bytes) {
-        std::memmove(t.data(), src[i].first, bytes);
+      using Dev = typename std::remove_cvref_t<decltype(t)>::device_type;
+      Context<Dev>* dst_ctx = detail::require_context(context_of<Dev>(derived()), "copy_from");
+      if (!synced) {  // the source's queued work (another context's stream) must finish first
+        Context<Dev>* src_ctx = context_of<Dev>(other);
+        if (src_ctx && src_ctx != dst_ctx) DeviceOps<Dev>::synchronize(src_ctx);
+        synced = true;
       }
+      DeviceOps<Dev>::copy_bytes(dst_ctx, t.data(), src[i].first, bytes);
       ++i;
     };
     for_each_parameter(paste);
@@ -472,10 +471,7 @@ namespace detail {
 /// initialise their weights on the host from ctx.rng() (the same draws on every device), then place them here.
 template <class T, std::size_t R, class D>
 Tensor<T, R, D> make_buffer(Context<D>& ctx, Tensor<T, R, Cpu> host) {
-  if constexpr (std::is_same_v<D, Cuda>)
-    return to_device(ctx, host);
-  else
-    return host;
+  return DeviceOps<D>::from_host(ctx, std::move(host));
 }
 /// A parameter (requires_grad leaf) on device D made from a host tensor.
 template <class T, std::size_t R, class D>

@@ -85,13 +85,8 @@ public:
     set_requires_grad(key_, false);
     key_.train(true);
     if (opt.queue_size > 0) {
-      if constexpr (std::is_same_v<D, Cuda>) {
-        queue_.emplace(opt.random_queue ? losses::Queue<T, D>::random(ctx, opt.queue_size, opt.key_dim, rng_)
-                                        : losses::Queue<T, D>(ctx, opt.queue_size, opt.key_dim));
-      } else {
-        queue_.emplace(opt.random_queue ? losses::Queue<T, D>::random(opt.queue_size, opt.key_dim, rng_)
-                                        : losses::Queue<T, D>(opt.queue_size, opt.key_dim));
-      }
+      queue_.emplace(opt.random_queue ? losses::Queue<T, D>::random(ctx, opt.queue_size, opt.key_dim, rng_)
+                                      : losses::Queue<T, D>(ctx, opt.queue_size, opt.key_dim));
     }
   }
 

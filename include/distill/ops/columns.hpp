@@ -3,8 +3,9 @@
 //   concat1(x_1, ..., x_K)        [B, C_1], ..., [B, C_K] -> [B, C_1 + ... + C_K]   (torch.cat(xs, dim=1))
 //   mix_columns(a, x_1, ..., x_K) a [B, K], x_k [B, C] -> y_i = sum_k a_ik x_k,i      (attention over exits)
 //   sigmoid_cosine(a, b)          a, b [B, C] -> w_i = sigmoid(cos(a_i, b_i))          (L-MCL pair weights, [B])
-// The Cuda device has no kernels for them yet: they refuse it with a message naming the op (MCL itself, which
-// needs none of them, runs on both devices).
+// The Cuda device has no kernels for them yet: their Cuda overloads (at the end) compile, so that device-generic
+// code such as L-MCL's builds for both devices, and refuse at run time with a message naming the op;
+// has_column_ops<D> tells beforehand (MCL itself, which needs none of them, runs on both devices).
 #pragma once
 
 #include <array>
@@ -22,7 +23,14 @@ template <class D>
 constexpr void require_cpu_columns() {
   static_assert(!is_cuda<D>, "ops/columns.hpp (concat1, mix_columns, sigmoid_cosine) runs on the Cpu device only");
 }
+[[noreturn]] inline void refuse_cuda_columns(const char* op) {
+  DISTILL_FAIL(op, ": the Cuda device has no kernel for it yet (ops/columns.hpp runs on the Cpu device only)");
+}
 }  // namespace ops_detail
+
+/// Whether concat1, mix_columns and sigmoid_cosine compute on device D (host loops: devices with host memory).
+template <class D>
+inline constexpr bool has_column_ops = DeviceOps<D>::host_memory;
 
 /// [x_1 | x_2 | ...]: concatenation of [B, C_k] matrices along the columns (PyTorch: torch.cat(xs, dim=1)).
 template <class T, class D, class... Xs>
@@ -147,6 +155,20 @@ Var<T, 1, D> sigmoid_cosine(const Var<T, 2, D>& a, const Var<T, 2, D>& b) {
         }
       },
       a, b);
+}
+
+// The Cuda device's overloads: refused at run time (see has_column_ops).
+template <class T, class... Xs>
+Var<T, 2, Cuda> concat1(const Var<T, 2, Cuda>&, const Xs&...) {
+  ops_detail::refuse_cuda_columns("concat1");
+}
+template <class T, class... Xs>
+Var<T, 2, Cuda> mix_columns(const Var<T, 2, Cuda>&, const Var<T, 2, Cuda>&, const Xs&...) {
+  ops_detail::refuse_cuda_columns("mix_columns");
+}
+template <class T>
+Var<T, 1, Cuda> sigmoid_cosine(const Var<T, 2, Cuda>&, const Var<T, 2, Cuda>&) {
+  ops_detail::refuse_cuda_columns("sigmoid_cosine");
 }
 
 }  // namespace distill
