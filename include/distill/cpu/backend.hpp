@@ -2,9 +2,10 @@
 // as the CUDA backend's (cuda/api.hpp), with Context<Cpu>& in place of Context<Cuda>&.
 //
 // ops/, losses/ and optim/ call a primitive once, unqualified through backend:: (backend/select.hpp), and overload
-// resolution on the context picks cpu:: or cuda::. Every function here is a thin adapter: it takes the thread count,
-// the host pool and the ISA level from the context and runs the raw kernels of cpu/ (declared in cpu/api.hpp, each
-// with its own file). Pointers are host pointers; `accumulate` selects out += result or out = result, as on Cuda;
+// resolution on the context picks cpu:: or cuda::. The elementwise and reduction entry points are written directly
+// (cpu/elementwise.hpp, cpu/reduce.hpp); every function here is a thin adapter: it takes the thread count, the host
+// pool and the ISA level from the context and runs the raw kernels of cpu/ (declared in cpu/api.hpp, each family in
+// its own file). Pointers are host pointers; `accumulate` selects out += result or out = result, as on Cuda;
 // a backward's upstream gradient `grad_out` is read from memory of the context's device (here: the host).
 #pragma once
 
@@ -16,7 +17,9 @@
 #include "distill/core/context.hpp"
 #include "distill/core/error.hpp"
 #include "distill/cpu/api.hpp"
+#include "distill/cpu/elementwise.hpp"
 #include "distill/cpu/exec.hpp"
+#include "distill/cpu/reduce.hpp"
 #include "distill/problems/conv1d.hpp"
 #include "distill/problems/kernels.hpp"
 #ifndef DISTILL_COMPILED  // the kernel bodies; in compiled mode they come from distill::compiled
@@ -40,13 +43,6 @@ void clear_unless(bool accumulate, T* dx, index_t n) {
 }
 }  // namespace entry
 
-// One elementwise pass `body` over i in [0, n) with the threads worth using (cpu::threads_for(ctx, n): the entry
-// point's `ctx` and `n`). The loop is written out in each entry point (no lambda), so the compiler vectorises it
-// inside the OpenMP region as it did the ops' own loops.
-#define DISTILL_CPU_ELEMENTWISE(body)                                            \
-  _Pragma("omp parallel for num_threads(threads_for(ctx, n)) schedule(static)") \
-  for (index_t i = 0; i < n; ++i) body
-
 // ---- memory ----------------------------------------------------------------------------------------------------
 inline void copy_on_device(Context<Cpu>&, void* dst, const void* src, std::size_t bytes) {
   if (bytes) std::memmove(dst, src, bytes);
@@ -59,121 +55,6 @@ inline void copy_to_host(Context<Cpu>&, void* dst, const void* src, std::size_t 
 }
 inline void zero_bytes(Context<Cpu>&, void* dst, std::size_t bytes) {
   if (bytes) std::memset(dst, 0, bytes);
-}
-
-// ---- elementwise and activations -------------------------------------------------------------------------------
-template <class T>
-void fill(Context<Cpu>& ctx, T* y, T value, index_t n) {
-  T* __restrict yp = y;
-  DISTILL_CPU_ELEMENTWISE(yp[i] = value;)
-}
-/// y = alpha x (y may be x).
-template <class T>
-void scale(Context<Cpu>& ctx, T* y, const T* x, T alpha, index_t n) {
-  DISTILL_CPU_ELEMENTWISE(y[i] = alpha * x[i];)
-}
-/// y += alpha x.
-template <class T>
-void axpy(Context<Cpu>& ctx, T* __restrict y, const T* __restrict x, T alpha, index_t n) {
-  DISTILL_CPU_ELEMENTWISE(y[i] += alpha * x[i];)
-}
-template <class T>
-void add(Context<Cpu>& ctx, T* y, const T* a, const T* b, index_t n) {
-  DISTILL_CPU_ELEMENTWISE(y[i] = a[i] + b[i];)
-}
-template <class T>
-void sub(Context<Cpu>& ctx, T* y, const T* a, const T* b, index_t n) {
-  DISTILL_CPU_ELEMENTWISE(y[i] = a[i] - b[i];)
-}
-template <class T>
-void mul(Context<Cpu>& ctx, T* y, const T* a, const T* b, index_t n) {
-  DISTILL_CPU_ELEMENTWISE(y[i] = a[i] * b[i];)
-}
-/// y = a / b (y may be a or b).
-template <class T>
-void div(Context<Cpu>& ctx, T* y, const T* a, const T* b, index_t n) {
-  DISTILL_CPU_ELEMENTWISE(y[i] = a[i] / b[i];)
-}
-/// y += a * b.
-template <class T>
-void accumulate_product(Context<Cpu>& ctx, T* __restrict y, const T* a, const T* b, index_t n) {
-  DISTILL_CPU_ELEMENTWISE(y[i] += a[i] * b[i];)
-}
-/// y = max(x, 0) (y may be x).
-template <class T>
-void relu_forward(Context<Cpu>& ctx, T* y, const T* x, index_t n) {
-  DISTILL_CPU_ELEMENTWISE(y[i] = x[i] > T(0) ? x[i] : T(0);)
-}
-/// dx (+)= (y > 0) * dy, from the forward output y.
-template <class T>
-void relu_backward(Context<Cpu>& ctx, T* __restrict dx, const T* y, const T* dy, index_t n, bool accumulate) {
-  if (accumulate) {
-    DISTILL_CPU_ELEMENTWISE(dx[i] += y[i] > T(0) ? dy[i] : T(0);)
-  } else {
-    DISTILL_CPU_ELEMENTWISE(dx[i] = y[i] > T(0) ? dy[i] : T(0);)
-  }
-}
-/// y[o, c, i] += bias[c] for y of shape [outer, channels, inner].
-template <class T>
-void add_bias(Context<Cpu>& ctx, T* y, const T* bias, index_t outer, index_t channels, index_t inner) {
-  if (inner == 1) {  // [rows, channels]: a Linear's output
-#pragma omp parallel for num_threads(threads_for(ctx, outer * channels)) schedule(static)
-    for (index_t o = 0; o < outer; ++o) {
-      T* row = y + o * channels;
-#pragma omp simd
-      for (index_t c = 0; c < channels; ++c) row[c] += bias[c];
-    }
-    return;
-  }
-#pragma omp parallel for num_threads(threads_for(ctx, outer * channels * inner)) schedule(static)
-  for (index_t o = 0; o < outer; ++o) {
-    T* row = y + o * channels * inner;
-    for (index_t c = 0; c < channels; ++c) {
-      const T b = bias[c];
-#pragma omp simd
-      for (index_t i = 0; i < inner; ++i) row[c * inner + i] += b;
-    }
-  }
-}
-/// y[i] += alpha * scalar[0] (the backward of a sum to a rank-0 tensor).
-template <class T>
-void add_scalar(Context<Cpu>&, T* y, const T* scalar, T alpha, index_t n) {
-  const T v = scalar[0] * alpha;
-  for (index_t i = 0; i < n; ++i) y[i] += v;
-}
-
-// ---- reductions (deterministic for a given thread count; accumulated in double) ------------------------------------
-/// *out (+)= alpha * sum(x[0..n)): fixed chunks per thread, partials combined in order.
-template <class T>
-void sum(Context<Cpu>& ctx, const T* x, index_t n, T* out, T alpha, bool accumulate) {
-  const int nt = threads_for(ctx, n);
-  std::vector<double> partial(static_cast<std::size_t>(nt), 0.0);
-  const index_t per = (n + nt - 1) / std::max(nt, 1);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int t = 0; t < nt; ++t) {
-    double s = 0;
-    const index_t e = std::min(n, (t + 1) * per);
-    for (index_t i = t * per; i < e; ++i) s += double(x[i]);
-    partial[static_cast<std::size_t>(t)] = s;
-  }
-  double s = 0;
-  for (int t = 0; t < nt; ++t) s += partial[static_cast<std::size_t>(t)];
-  const T v = static_cast<T>(alpha * s);
-  out[0] = accumulate ? out[0] + v : v;
-}
-/// out[j] (+)= alpha * sum_i x[i, j] for x [rows, cols] (rows in order, in double).
-template <class T>
-void sum_axis0(Context<Cpu>&, const T* x, index_t rows, index_t cols, T* out, T alpha, bool accumulate) {
-  std::vector<double> acc(static_cast<std::size_t>(cols), 0.0);
-  for (index_t i = 0; i < rows; ++i) {
-    const T* row = x + i * cols;
-#pragma omp simd
-    for (index_t o = 0; o < cols; ++o) acc[static_cast<std::size_t>(o)] += double(row[o]);
-  }
-  for (index_t o = 0; o < cols; ++o) {
-    const T v = static_cast<T>(double(alpha) * acc[static_cast<std::size_t>(o)]);
-    out[o] = accumulate ? out[o] + v : v;
-  }
 }
 
 // ---- row-wise: softmax, log-softmax, L2 normalisation (cpu/softmax.hpp, cpu/normalize.hpp) -----------------------------
@@ -318,5 +199,3 @@ void adam_step(Context<Cpu>& ctx, T* param, const T* grad, T* exp_avg, T* exp_av
 }
 
 }  // namespace distill::cpu
-
-#undef DISTILL_CPU_ELEMENTWISE

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "distill/autograd/var.hpp"
@@ -37,7 +38,7 @@ Var<T, 0, D> cross_entropy(const Var<T, 2, D>& logits, std::span<const int> labe
   // Labels travel to the context's device once; forward and backward use the copy.
   Tensor<std::int32_t, 1, Cpu> host(Shape<1>{B});
   std::copy(labels.begin(), labels.end(), host.data());
-  Tensor<std::int32_t, 1, D> lab = to_device(ctx, host);
+  Tensor<std::int32_t, 1, D> lab = DeviceOps<D>::from_host(ctx, std::move(host));  // Cpu: the same storage
   backend::cross_entropy_forward(ctx, logits.value().data(), lab.data(), static_cast<const T*>(nullptr), B, K,
                                  lse.data(), out.data(), 1.0 / double(B));
   return autograd::make_result("cross_entropy", ctx, std::move(out),
