@@ -18,10 +18,8 @@
 //                 each call, so they never move either way.
 #pragma once
 
-#include <cstring>
 #include <filesystem>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 

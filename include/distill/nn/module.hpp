@@ -36,7 +36,6 @@
 #include <cmath>
 #include <concepts>
 #include <cstddef>
-#include <cstring>
 #include <string>
 #include <string_view>
 #include <tuple>

@@ -98,8 +98,6 @@ protected:
                     " elements; the parameter was replaced after the optimizer was built");
   }
 
-  static int threads_for(const ParamRef<T, D>& p) { return ops_detail::threads_for(p.ctx(), p.numel(), 16384); }
-
   ParamList<T, D> params_;
   double lr_;
   std::vector<std::string> buffer_names_;
