@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "distill/core/context.hpp"
@@ -42,20 +41,6 @@ void clear_unless(bool accumulate, T* dx, index_t n) {
   if (!accumulate && dx && n > 0) std::fill(dx, dx + n, T(0));
 }
 }  // namespace entry
-
-// ---- memory ----------------------------------------------------------------------------------------------------
-inline void copy_on_device(Context<Cpu>&, void* dst, const void* src, std::size_t bytes) {
-  if (bytes) std::memmove(dst, src, bytes);
-}
-inline void copy_to_device(Context<Cpu>&, void* dst, const void* src, std::size_t bytes) {
-  if (bytes) std::memcpy(dst, src, bytes);
-}
-inline void copy_to_host(Context<Cpu>&, void* dst, const void* src, std::size_t bytes) {
-  if (bytes) std::memcpy(dst, src, bytes);
-}
-inline void zero_bytes(Context<Cpu>&, void* dst, std::size_t bytes) {
-  if (bytes) std::memset(dst, 0, bytes);
-}
 
 // ---- row-wise: softmax, log-softmax, L2 normalisation (cpu/softmax.hpp, cpu/normalize.hpp) -----------------------------
 template <class T>

@@ -5,7 +5,6 @@
 // rows of the input's gradient.
 #pragma once
 
-#include <cstring>
 #include <utility>
 
 #include "distill/autograd/var.hpp"
@@ -44,8 +43,8 @@ Var<T, R, D> concat0(const Var<T, R, D>& a, const Var<T, R, D>& b) {
   const index_t na = a.numel(), nb = b.numel();
   const std::size_t bytes_a = sizeof(T) * static_cast<std::size_t>(na);
   const std::size_t bytes_b = sizeof(T) * static_cast<std::size_t>(nb);
-  backend::copy_on_device(ctx, out.data(), a.value().data(), bytes_a);
-  backend::copy_on_device(ctx, out.data() + na, b.value().data(), bytes_b);
+  DeviceOps<D>::copy_bytes(&ctx, out.data(), a.value().data(), bytes_a);
+  DeviceOps<D>::copy_bytes(&ctx, out.data() + na, b.value().data(), bytes_b);
   return autograd::make_result("concat0", ctx, std::move(out),
       [a, b, na, nb](const Tensor<T, R, D>& g) mutable {
         if (a.requires_grad()) ops_detail::add_into(a.ctx(), a.grad_buffer().data(), g.data(), na);
